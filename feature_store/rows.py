@@ -1,0 +1,103 @@
+"""Rows of the features table: the feature dataclasses to and from DynamoDB attribute maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from feature_store.features import POPULAR_KEY, ItemFeatures, Popular, RecentItem, UserFeatures
+
+Features = UserFeatures | ItemFeatures | Popular
+MARK_PREFIX = "hwm:"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored row: its features, its version and its per-shard high-water marks.
+
+    ``marks[shard_id]`` is the sequence number (a string) of the newest record of that shard
+    already applied to the row. ``version`` is 0 for a row that is not stored yet.
+    """
+
+    key: str
+    features: Features
+    version: int = 0
+    marks: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, shard_id: str) -> int:
+        """The shard's high-water mark as a number; -1 when nothing of that shard was applied."""
+        return int(self.marks[shard_id]) if shard_id in self.marks else -1
+
+
+def encode(row: Row) -> dict[str, Any]:
+    """The DynamoDB item (attribute-value map) of ``row``."""
+    plain: dict[str, Any] = {"pk": row.key, "version": row.version, **_plain(row.features)}
+    plain.update({MARK_PREFIX + shard: seq for shard, seq in row.marks.items()})
+    return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def decode(item: dict[str, Any]) -> Row:
+    """The row a DynamoDB item holds."""
+    plain = {name: _numbers(_deserializer.deserialize(value)) for name, value in item.items()}
+    marks = {k[len(MARK_PREFIX):]: v for k, v in plain.items() if k.startswith(MARK_PREFIX)}
+    return Row(plain["pk"], _features(plain), int(plain.get("version", 0)), marks)
+
+
+def _plain(features: Features) -> dict[str, Any]:
+    if isinstance(features, UserFeatures):
+        return {
+            "kind": "user",
+            "user_id": features.user_id,
+            "recent": [r.__dict__ for r in features.recent],
+            "seen": list(features.seen),
+            "events": features.events,
+            "last_seen": features.last_seen,
+        }
+    if isinstance(features, ItemFeatures):
+        return {
+            "kind": "item",
+            "item_id": features.item_id,
+            "counts": features.counts,
+            "total": features.total,
+            "covis": features.covis,
+        }
+    return {"kind": "popular", "items": [{"item_id": i, "total": n} for i, n in features.items]}
+
+
+def _features(plain: dict[str, Any]) -> Features:
+    kind = plain.get("kind")
+    if kind == "user":
+        return UserFeatures(
+            user_id=plain["user_id"],
+            recent=tuple(RecentItem(**r) for r in plain.get("recent", [])),
+            seen=tuple(plain.get("seen", [])),
+            events=plain.get("events", 0),
+            last_seen=plain.get("last_seen", 0),
+        )
+    if kind == "item":
+        return ItemFeatures(
+            item_id=plain["item_id"],
+            counts=plain.get("counts", {}),
+            total=plain.get("total", 0),
+            covis=plain.get("covis", {}),
+        )
+    if kind == "popular" or plain["pk"] == POPULAR_KEY:
+        return Popular(items=tuple((p["item_id"], p["total"]) for p in plain.get("items", [])))
+    raise ValueError(f"row {plain.get('pk')!r} has unknown kind {kind!r}")
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; every number we store is an integer."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value

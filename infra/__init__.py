@@ -1,0 +1,1 @@
+"""Settings, the AWS client factory, resource definitions and the embedded local stack."""

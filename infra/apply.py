@@ -1,0 +1,101 @@
+"""Create the resources on whatever endpoints the settings name. Idempotent: what exists is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.clients import client
+from infra.resources import GlueTable, Resources, Table, resources
+from infra.settings import Settings
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+
+def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Resources:
+    """Create every resource that is missing and wait until the stream is ACTIVE."""
+    res = resources(settings)
+    kinesis, dynamodb = client("kinesis", settings), client("dynamodb", settings)
+    s3, glue = client("s3", settings), client("glue", settings)
+
+    _create(lambda: kinesis.create_stream(StreamName=res.stream.name, ShardCount=res.stream.shards),
+            "ResourceInUseException", f"stream {res.stream.name}", log)
+    for table in (res.features, res.checkpoints):
+        _create(lambda t=table: dynamodb.create_table(**_table_spec(t)),
+                "ResourceInUseException", f"table {table.name}", log)
+    bucket_args: dict[str, Any] = {"Bucket": res.bucket.name}
+    if settings.region != "us-east-1":
+        bucket_args["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    _create(lambda: _create_bucket(s3, bucket_args),
+            "BucketAlreadyOwnedByYou", f"bucket {res.bucket.name}", log)
+    _create(lambda: glue.create_database(DatabaseInput={"Name": res.events_table.database}),
+            "AlreadyExistsException", f"glue database {res.events_table.database}", log)
+    _create(lambda: glue.create_table(**_glue_table_spec(res.events_table)),
+            "AlreadyExistsException", f"glue table {res.events_table.name}", log)
+
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=res.stream.name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+    for table in (res.features, res.checkpoints):
+        dynamodb.get_waiter("table_exists").wait(
+            TableName=table.name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+        )
+    return res
+
+
+def _create(call: Callable[[], Any], exists_code: str, what: str, log: Callable[[str], None]) -> None:
+    try:
+        call()
+        log(f"created {what}")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != exists_code:
+            raise
+        log(f"exists  {what}")
+
+
+def _create_bucket(s3: Any, args: dict[str, Any]) -> None:
+    # us-east-1 answers 200 to creating a bucket one already owns; ask first to log the truth
+    try:
+        s3.head_bucket(Bucket=args["Bucket"])
+    except ClientError:
+        s3.create_bucket(**args)
+        return
+    raise ClientError({"Error": {"Code": "BucketAlreadyOwnedByYou"}}, "CreateBucket")
+
+
+def _table_spec(table: Table) -> dict[str, Any]:
+    return {
+        "TableName": table.name,
+        "KeySchema": [{"AttributeName": table.hash_key, "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": table.hash_key, "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def _glue_table_spec(table: GlueTable) -> dict[str, Any]:
+    return {
+        "DatabaseName": table.database,
+        "TableInput": {
+            "Name": table.name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "parquet.compression": "SNAPPY"},
+            "PartitionKeys": [{"Name": n, "Type": t} for n, t in table.partition_keys],
+            "StorageDescriptor": storage_descriptor(table.columns, table.location),
+        },
+    }
+
+
+def storage_descriptor(columns: tuple[tuple[str, str], ...], location: str) -> dict[str, Any]:
+    """The Glue storage descriptor of Snappy Parquet at ``location``; tables and partitions share it."""
+    return {
+        "Columns": [{"Name": n, "Type": t} for n, t in columns],
+        "Location": location,
+        "InputFormat": PARQUET_INPUT,
+        "OutputFormat": PARQUET_OUTPUT,
+        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE},
+        "Compressed": True,
+    }

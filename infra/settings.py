@@ -1,0 +1,69 @@
+"""The one settings object, built once at the edge and passed down.
+
+Every field can be set from the environment with the ``STREAMREC_`` prefix
+(``STREAMREC_STREAM_NAME=...``). Endpoints are not settings of ours: botocore reads the standard
+AWS variables itself (``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``), so the same
+configuration works for the AWS CLI, Terraform and streamrec. ``endpoint_url`` exists only so the
+embedded stack can point every client at the moto it started.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The standard variables botocore resolves natively; streamrec reads no other endpoint variables.
+AWS_ENDPOINT_VARIABLES: frozenset[str] = frozenset(
+    {
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_KINESIS",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_GLUE",
+        "AWS_ENDPOINT_URL_STS",
+    }
+)
+# Credentials and region variables the AWS SDKs read; listed so config checks can recognise them.
+AWS_STANDARD_VARIABLES: frozenset[str] = AWS_ENDPOINT_VARIABLES | {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+}
+
+
+class Settings(BaseSettings):
+    """Names of the resources streamrec uses and how to reach them. Frozen: copy to change."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="ignore")
+
+    region: str = Field("us-east-1", description="AWS region of every resource.")
+    endpoint_url: str | None = Field(
+        None, description="One endpoint for every service (the embedded stack sets it)."
+    )
+    stream_name: str = Field("streamrec-events", description="Kinesis stream of events.")
+    stream_shards: int = Field(2, ge=1, le=500, description="Shards when the stream is created.")
+    features_table: str = Field("streamrec-features", description="DynamoDB online features.")
+    checkpoints_table: str = Field(
+        "streamrec-checkpoints", description="DynamoDB checkpoints, one row per app and shard."
+    )
+    bucket: str = Field("streamrec-lake", description="S3 bucket of the offline lake.")
+    events_prefix: str = Field("events/", description="S3 prefix of the event Parquet files.")
+    dead_letter_prefix: str = Field(
+        "dead-letter/", description="S3 prefix for records that cannot be decoded or validated."
+    )
+    glue_database: str = Field("streamrec", description="Glue database of the lake.")
+    glue_events_table: str = Field("events", description="Glue table over the event Parquet.")
+    app_name: str = Field("streamrec", description="Consumer application name (checkpoints).")
+    redis_url: str | None = Field(
+        None, description="Redis for the recommendation cache; process memory when unset."
+    )
+    api_host: str = Field("127.0.0.1", description="Address the recommender API binds.")
+    api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
+    cache_ttl_seconds: int = Field(60, ge=1, description="Lifetime of a cached recommendation.")
+
+    def with_endpoint(self, endpoint_url: str) -> Settings:
+        """A copy whose clients all go to ``endpoint_url`` (an emulator)."""
+        return self.model_copy(update={"endpoint_url": endpoint_url})

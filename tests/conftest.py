@@ -1,0 +1,42 @@
+"""Shared fixtures: one embedded moto per test session, fresh resource names per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra.apply import apply
+from infra.local import embedded_stack
+from infra.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def stack_url() -> Iterator[str]:
+    """The endpoint of moto running in this process on 127.0.0.1."""
+    with embedded_stack() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(stack_url: str) -> Settings:
+    """Settings naming resources no other test uses (tests share one moto, never its data)."""
+    uid = uuid.uuid4().hex[:10]
+    return Settings(
+        endpoint_url=stack_url,
+        stream_name=f"events-{uid}",
+        features_table=f"features-{uid}",
+        checkpoints_table=f"checkpoints-{uid}",
+        bucket=f"lake-{uid}",
+        glue_database=f"db_{uid}",
+        app_name=f"app-{uid}",
+        redis_url=None,
+    )
+
+
+@pytest.fixture
+def applied(settings: Settings) -> Settings:
+    """``settings`` with every resource created on the embedded stack."""
+    apply(settings)
+    return settings
