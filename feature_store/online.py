@@ -14,7 +14,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from feature_store.features import POPULAR_KEY, ItemFeatures, Popular, UserFeatures, item_key, user_key
+from feature_store.features import (
+    POPULAR_KEY,
+    ItemFeatures,
+    Popular,
+    UserFeatures,
+    item_key,
+    user_key,
+)
 from feature_store.rows import Row, decode, encode
 from infra.errors import error_code, translate
 
@@ -56,7 +63,9 @@ class OnlineStore:
             if not request:
                 return found
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # back off before the leftovers
-        raise RuntimeError(f"BatchGetItem left keys unprocessed after {_MAX_UNPROCESSED_ROUNDS} rounds")
+        raise RuntimeError(
+            f"BatchGetItem left keys unprocessed after {_MAX_UNPROCESSED_ROUNDS} rounds"
+        )
 
     async def write_row(self, row: Row) -> bool:
         """Store ``row`` as version ``row.version + 1`` if the stored version is ``row.version``.

@@ -45,7 +45,7 @@ def encode(row: Row) -> dict[str, Any]:
 def decode(item: dict[str, Any]) -> Row:
     """The row a DynamoDB item holds."""
     plain = {name: _numbers(_deserializer.deserialize(value)) for name, value in item.items()}
-    marks = {k[len(MARK_PREFIX):]: v for k, v in plain.items() if k.startswith(MARK_PREFIX)}
+    marks = {k[len(MARK_PREFIX) :]: v for k, v in plain.items() if k.startswith(MARK_PREFIX)}
     return Row(plain["pk"], _features(plain), int(plain.get("version", 0)), marks)
 
 

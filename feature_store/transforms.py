@@ -46,7 +46,9 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     last_seen = state.last_seen
     for s in events:
         e = s.event
-        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number)
+        entry = RecentItem(
+            e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number
+        )
         recent = _insert_recent(recent, entry)
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
@@ -78,13 +80,14 @@ def history_before(state: UserFeatures, shard_id: str, first_position: int) -> U
     or not the user row already took the batch (a replay after a crash between two writes).
     """
     kept = tuple(
-        r for r in state.recent
-        if r.shard_id != shard_id or int(r.sequence_number) < first_position
+        r for r in state.recent if r.shard_id != shard_id or int(r.sequence_number) < first_position
     )
     return replace(state, recent=kept)
 
 
-def covisit_pairs(history: UserFeatures, events: Sequence[Sequenced]) -> list[tuple[str, str, Sequenced]]:
+def covisit_pairs(
+    history: UserFeatures, events: Sequence[Sequenced]
+) -> list[tuple[str, str, Sequenced]]:
     """``(item, co-visited item, source)``, both directions, for each event in stream order.
 
     An event on item ``i`` co-visits the user's ``COVIS_WINDOW`` most recent other items.
@@ -97,12 +100,16 @@ def covisit_pairs(history: UserFeatures, events: Sequence[Sequenced]) -> list[tu
         for other in window:
             pairs.append((e.item_id, other, s))
             pairs.append((other, e.item_id, s))
-        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number)
+        entry = RecentItem(
+            e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number
+        )
         recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
     return pairs
 
 
-def fold_item(state: ItemFeatures, events: Iterable[Event], covisited: Iterable[str]) -> ItemFeatures:
+def fold_item(
+    state: ItemFeatures, events: Iterable[Event], covisited: Iterable[str]
+) -> ItemFeatures:
     """The item's features after ``events`` on it and the ``covisited`` items they brought."""
     counts = Counter(state.counts)
     added = Counter(e.event_type.value for e in events)

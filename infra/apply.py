@@ -22,20 +22,40 @@ def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Re
     kinesis, dynamodb = client("kinesis", settings), client("dynamodb", settings)
     s3, glue = client("s3", settings), client("glue", settings)
 
-    _create(lambda: kinesis.create_stream(StreamName=res.stream.name, ShardCount=res.stream.shards),
-            "ResourceInUseException", f"stream {res.stream.name}", log)
+    _create(
+        lambda: kinesis.create_stream(StreamName=res.stream.name, ShardCount=res.stream.shards),
+        "ResourceInUseException",
+        f"stream {res.stream.name}",
+        log,
+    )
     for table in (res.features, res.checkpoints):
-        _create(lambda t=table: dynamodb.create_table(**_table_spec(t)),
-                "ResourceInUseException", f"table {table.name}", log)
+        _create(
+            lambda t=table: dynamodb.create_table(**_table_spec(t)),
+            "ResourceInUseException",
+            f"table {table.name}",
+            log,
+        )
     bucket_args: dict[str, Any] = {"Bucket": res.bucket.name}
     if settings.region != "us-east-1":
         bucket_args["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
-    _create(lambda: _create_bucket(s3, bucket_args),
-            "BucketAlreadyOwnedByYou", f"bucket {res.bucket.name}", log)
-    _create(lambda: glue.create_database(DatabaseInput={"Name": res.events_table.database}),
-            "AlreadyExistsException", f"glue database {res.events_table.database}", log)
-    _create(lambda: glue.create_table(**_glue_table_spec(res.events_table)),
-            "AlreadyExistsException", f"glue table {res.events_table.name}", log)
+    _create(
+        lambda: _create_bucket(s3, bucket_args),
+        "BucketAlreadyOwnedByYou",
+        f"bucket {res.bucket.name}",
+        log,
+    )
+    _create(
+        lambda: glue.create_database(DatabaseInput={"Name": res.events_table.database}),
+        "AlreadyExistsException",
+        f"glue database {res.events_table.database}",
+        log,
+    )
+    _create(
+        lambda: glue.create_table(**_glue_table_spec(res.events_table)),
+        "AlreadyExistsException",
+        f"glue table {res.events_table.name}",
+        log,
+    )
 
     kinesis.get_waiter("stream_exists").wait(
         StreamName=res.stream.name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
@@ -47,7 +67,9 @@ def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Re
     return res
 
 
-def _create(call: Callable[[], Any], exists_code: str, what: str, log: Callable[[str], None]) -> None:
+def _create(
+    call: Callable[[], Any], exists_code: str, what: str, log: Callable[[str], None]
+) -> None:
     try:
         call()
         log(f"created {what}")
@@ -90,7 +112,7 @@ def _glue_table_spec(table: GlueTable) -> dict[str, Any]:
 
 
 def storage_descriptor(columns: tuple[tuple[str, str], ...], location: str) -> dict[str, Any]:
-    """The Glue storage descriptor of Snappy Parquet at ``location``; tables and partitions share it."""
+    """Glue storage descriptor of Snappy Parquet at ``location`` (tables and partitions)."""
     return {
         "Columns": [{"Name": n, "Type": t} for n, t in columns],
         "Location": location,

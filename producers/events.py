@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
-MAX_EVENT_BYTES = 8 * 1024  # an event is small; Kinesis would take 1 MiB, the lake would not thank us
+# An event is small: Kinesis would take 1 MiB, but the lake and the feature rows would suffer.
+MAX_EVENT_BYTES = 8 * 1024
 MAX_CONTEXT_KEYS = 16
 MAX_CONTEXT_VALUE_CHARS = 256
 # Event time must be UTC milliseconds: anything before 1990 is almost surely seconds.

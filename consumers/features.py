@@ -1,0 +1,176 @@
+"""The feature processor: keeps the online features in DynamoDB fresh, exactly once in effect.
+
+For one batch of one shard it reads the rows the batch touches (users, items, the popularity
+list), folds in the events each row has not seen yet (those above the row's high-water mark for
+this shard), and writes every row at most once, conditionally on the version it read. A rejected
+write is retried from a fresh read, so the recomputation uses only the records above the stored
+mark: redelivery, crashes between writes and re-batching never double count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from consumers.processor import Batch
+from feature_store.features import (
+    POPULAR_KEY,
+    ItemFeatures,
+    Popular,
+    UserFeatures,
+    item_key,
+    user_key,
+)
+from feature_store.online import OnlineStore
+from feature_store.rows import Row
+from feature_store.transforms import (
+    Sequenced,
+    covisit_pairs,
+    fold_item,
+    fold_user,
+    history_before,
+    merge_popular,
+)
+
+Compute = Callable[[Row | None], Row | None]  # stored row -> row to write, or None: nothing new
+MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass
+class FeatureStats:
+    """What the processor did, for logs and the demo summary."""
+
+    events: int = 0
+    rows_written: int = 0
+    write_conflicts: int = 0
+
+
+@dataclass
+class _ItemDelta:
+    events: list[Sequenced] = field(default_factory=list)
+    covisits: list[tuple[str, Sequenced]] = field(default_factory=list)
+
+
+class FeatureProcessor:
+    """A ``RecordProcessor`` that maintains user, item and popularity features."""
+
+    def __init__(self, store: OnlineStore, concurrency: int = 16) -> None:
+        self._store = store
+        self._limit = asyncio.Semaphore(concurrency)
+        self.stats = FeatureStats()
+
+    async def initialize(self, shard_id: str) -> None:
+        """Nothing to prepare: all state lives in DynamoDB."""
+
+    async def shard_ended(self, shard_id: str) -> None:
+        """Nothing buffered: every batch is written before ``process_records`` returns."""
+
+    async def shutdown_requested(self, shard_id: str) -> None:
+        """Nothing buffered: every batch is written before ``process_records`` returns."""
+
+    async def process_records(self, batch: Batch) -> None:
+        """Apply the batch to every row it touches; returns once all writes succeeded."""
+        if not batch.events:
+            return
+        shard, last = batch.shard_id, batch.events[-1].sequence_number
+        by_user: dict[str, list[Sequenced]] = defaultdict(list)
+        for s in batch.events:
+            by_user[s.event.user_id].append(s)
+        user_keys = [user_key(u) for u in by_user]
+        user_rows = dict(zip(user_keys, await self._store.read_rows(user_keys), strict=True))
+
+        deltas: dict[str, _ItemDelta] = defaultdict(_ItemDelta)
+        for user_id, events in by_user.items():
+            stored = user_rows[user_key(user_id)]
+            state = stored.features if stored else UserFeatures(user_id)
+            assert isinstance(state, UserFeatures)
+            history = history_before(state, shard, events[0].position)
+            for s in events:
+                deltas[s.event.item_id].events.append(s)
+            for item_id, other, source in covisit_pairs(history, events):
+                deltas[item_id].covisits.append((other, source))
+
+        computes: dict[str, Compute] = {
+            user_key(u): _user_compute(u, events, shard, last) for u, events in by_user.items()
+        }
+        computes.update({item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()})
+        prefetched = dict(user_rows)
+        prefetched.update(
+            zip(
+                [item_key(i) for i in deltas],
+                await self._store.read_rows([item_key(i) for i in deltas]),
+                strict=True,
+            )
+        )
+        written = await asyncio.gather(
+            *(self._apply(key, compute, prefetched[key]) for key, compute in computes.items())
+        )
+        totals = [
+            (row.features.item_id, row.features.total)
+            for row in written
+            if row is not None and isinstance(row.features, ItemFeatures)
+        ]
+        await self._apply(POPULAR_KEY, _popular_compute(totals), None, prefetch=False)
+        self.stats.events += len(batch.events)
+
+    async def _apply(
+        self, key: str, compute: Compute, stored: Row | None, prefetch: bool = True
+    ) -> Row | None:
+        """Write ``compute(stored)``; on a version conflict re-read and recompute. Returns the row
+        as written (or as stored when there was nothing new)."""
+        async with self._limit:
+            if not prefetch:
+                (stored,) = await self._store.read_rows([key])
+            for _ in range(MAX_CONFLICT_RETRIES):
+                row = compute(stored)
+                if row is None:
+                    return stored
+                if await self._store.write_row(row):
+                    self.stats.rows_written += 1
+                    return row
+                self.stats.write_conflicts += 1
+                (stored,) = await self._store.read_rows([key])
+        raise RuntimeError(f"row {key!r}: still conflicting after {MAX_CONFLICT_RETRIES} retries")
+
+
+def _user_compute(user_id: str, events: Sequence[Sequenced], shard: str, last: str) -> Compute:
+    def compute(stored: Row | None) -> Row | None:
+        row = stored or Row(user_key(user_id), UserFeatures(user_id))
+        new = [s for s in events if s.position > row.mark(shard)]
+        if not new:
+            return None
+        assert isinstance(row.features, UserFeatures)
+        return _advance(row, fold_user(row.features, new), shard, last)
+
+    return compute
+
+
+def _item_compute(item_id: str, delta: _ItemDelta, shard: str, last: str) -> Compute:
+    def compute(stored: Row | None) -> Row | None:
+        row = stored or Row(item_key(item_id), ItemFeatures(item_id))
+        mark = row.mark(shard)
+        events = [s.event for s in delta.events if s.position > mark]
+        covisited = [other for other, source in delta.covisits if source.position > mark]
+        if not events and not covisited:
+            return None
+        assert isinstance(row.features, ItemFeatures)
+        return _advance(row, fold_item(row.features, events, covisited), shard, last)
+
+    return compute
+
+
+def _popular_compute(totals: list[tuple[str, int]]) -> Compute:
+    def compute(stored: Row | None) -> Row | None:
+        row = stored or Row(POPULAR_KEY, Popular())
+        assert isinstance(row.features, Popular)
+        merged = merge_popular(row.features, totals)
+        return None if merged == row.features else replace(row, features=merged)
+
+    return compute
+
+
+def _advance(row: Row, features: object, shard: str, last: str) -> Row:
+    """The row with new features and this shard's mark moved to the batch's last record."""
+    return replace(row, features=features, marks={**row.marks, shard: last})

@@ -1,0 +1,203 @@
+"""The embedded runner: reads every shard of a stream with aiobotocore in one asyncio process.
+
+Per shard it resumes after the last checkpoint (or at TRIM_HORIZON), polls GetRecords within
+Kinesis's limit of five calls per second per shard, decodes each record once (poison goes to the
+dead-letter prefix), drives every processor in order, and checkpoints only after all of them
+returned. A processor error stops that shard's loop and surfaces from ``run``: the shard is
+re-read from its last checkpoint on the next start, never skipped.
+
+This runtime serves one process. Past one machine the same processors run under the KCL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from consumers.checkpoints import SHARD_END, DynamoCheckpointer
+from consumers.dead_letter import DeadLetterSink, Poison
+from consumers.processor import Batch, RecordProcessor
+from feature_store.transforms import Sequenced
+from infra.errors import error_code, translate
+from producers.events import Event, InvalidEvent
+
+log = logging.getLogger(__name__)
+
+MIN_POLL_INTERVAL = 0.2  # seconds: Kinesis allows 5 GetRecords calls per second per shard
+GET_RECORDS_LIMIT = 10_000
+
+
+@dataclass
+class ShardProgress:
+    """What the runner knows of one shard, for progress bars and lag reporting."""
+
+    records: int = 0
+    poison: int = 0
+    millis_behind_latest: int | None = None
+    checkpoint: str | None = None
+    caught_up: bool = False
+    ended: bool = False
+
+
+@dataclass
+class RunnerStats:
+    """Progress of every shard the runner reads."""
+
+    shards: dict[str, ShardProgress] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """Records read from every shard, poison included."""
+        return sum(p.records for p in self.shards.values())
+
+    @property
+    def poison(self) -> int:
+        """Records sent to the dead-letter prefix."""
+        return sum(p.poison for p in self.shards.values())
+
+
+class EmbeddedRunner:
+    """Polls every shard of ``stream_name`` and drives ``processors`` with what it reads."""
+
+    def __init__(
+        self,
+        kinesis: Any,
+        stream_name: str,
+        checkpointer: DynamoCheckpointer,
+        processors: Sequence[RecordProcessor],
+        dead_letter: DeadLetterSink,
+        *,
+        idle_interval: float = 1.0,
+        limit: int = GET_RECORDS_LIMIT,
+    ) -> None:
+        self._kinesis = kinesis
+        self._stream = stream_name
+        self._checkpointer = checkpointer
+        self._processors = list(processors)
+        self._dead_letter = dead_letter
+        self._idle = max(idle_interval, MIN_POLL_INTERVAL)
+        self._limit = limit
+        self.stats = RunnerStats()
+
+    async def run(
+        self, *, until_caught_up: bool = False, stop: asyncio.Event | None = None
+    ) -> None:
+        """Read every shard until ``stop`` is set, or (``until_caught_up``) until every shard
+        returned an empty batch at the tip of the stream or ended."""
+        stop = stop or asyncio.Event()
+        shards = await self._list_shards()
+        for shard_id in shards:
+            self.stats.shards[shard_id] = ShardProgress()
+        await asyncio.gather(*(self._run_shard(s, stop, until_caught_up) for s in shards))
+
+    async def _list_shards(self) -> list[str]:
+        shards: list[str] = []
+        kwargs: dict[str, Any] = {"StreamName": self._stream}
+        while True:
+            response = await self._kinesis.list_shards(**kwargs)
+            shards += [s["ShardId"] for s in response["Shards"]]
+            if not response.get("NextToken"):
+                return shards
+            kwargs = {"NextToken": response["NextToken"]}
+
+    async def _run_shard(self, shard_id: str, stop: asyncio.Event, until_caught_up: bool) -> None:
+        progress = self.stats.shards[shard_id]
+        progress.checkpoint = await self._checkpointer.get(shard_id)
+        if progress.checkpoint == SHARD_END:
+            progress.ended = progress.caught_up = True
+            return
+        for processor in self._processors:
+            await processor.initialize(shard_id)
+        iterator = await self._iterator(shard_id, progress.checkpoint)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                response = await self._kinesis.get_records(
+                    ShardIterator=iterator, Limit=self._limit
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ExpiredIteratorException":
+                    raise translate("GetRecords", exc) from exc
+                iterator = await self._iterator(shard_id, progress.checkpoint)
+                continue
+            records = response.get("Records", [])
+            progress.millis_behind_latest = response.get("MillisBehindLatest")
+            if records:
+                await self._process(shard_id, records, progress)
+            iterator = response.get("NextShardIterator")
+            if iterator is None:
+                await self._end_shard(shard_id, progress)
+                return
+            progress.caught_up = not records and progress.millis_behind_latest == 0
+            if until_caught_up and progress.caught_up:
+                break
+            pause = (self._idle if not records else 0.0) + MIN_POLL_INTERVAL
+            await _sleep_until(started + pause, stop)
+        for processor in self._processors:
+            await processor.shutdown_requested(shard_id)
+
+    async def _iterator(self, shard_id: str, checkpoint: str | None) -> str:
+        kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard_id}
+        if checkpoint is None:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        else:
+            kwargs |= {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": checkpoint,
+            }
+        response = await self._kinesis.get_shard_iterator(**kwargs)
+        return str(response["ShardIterator"])
+
+    async def _process(
+        self, shard_id: str, records: list[dict[str, Any]], progress: ShardProgress
+    ) -> None:
+        events, poison = decode(shard_id, records)
+        if poison:
+            await self._dead_letter.send(poison)
+        batch = Batch(shard_id, events, progress.millis_behind_latest or 0)
+        for processor in self._processors:
+            await processor.process_records(batch)
+        last = records[-1]["SequenceNumber"]
+        await self._checkpointer.set(shard_id, last)
+        progress.checkpoint = last
+        progress.records += len(records)
+        progress.poison += len(poison)
+
+    async def _end_shard(self, shard_id: str, progress: ShardProgress) -> None:
+        for processor in self._processors:
+            await processor.shard_ended(shard_id)
+        await self._checkpointer.set(shard_id, SHARD_END)
+        progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
+
+
+def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
+    """Split GetRecords output into valid events (in order) and poison records."""
+    events: list[Sequenced] = []
+    poison: list[Poison] = []
+    for record in records:
+        arrival_ms = int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)
+        seq = record["SequenceNumber"]
+        try:
+            event = Event.from_json(record["Data"])
+        except InvalidEvent as exc:
+            poison.append(
+                Poison(shard_id, seq, record["PartitionKey"], record["Data"], arrival_ms, str(exc))
+            )
+            continue
+        events.append(Sequenced(event, shard_id, seq, arrival_ms))
+    return events, poison
+
+
+async def _sleep_until(deadline: float, stop: asyncio.Event) -> None:
+    """Wait until ``deadline`` (monotonic) or until ``stop`` is set, whichever comes first."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=remaining)

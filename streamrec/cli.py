@@ -1,0 +1,98 @@
+"""The ``streamrec`` command: the composition root. Parses arguments, builds settings, wires."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+
+from infra.apply import apply
+from infra.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``streamrec`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"api_port": args.port})
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.func(args, settings) or 0)
+    return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamrec", description=__doc__)
+    parser.add_argument("--port", type=int, help="recommender API port (STREAMREC_API_PORT)")
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on MovieLens and serve it")
+    demo.add_argument("--events", type=int, default=None, help="limit the events (default: all)")
+    demo.add_argument("--exit", action="store_true", help="exit after the summary line")
+    demo.add_argument(
+        "--stack",
+        choices=("embedded", "env"),
+        default="embedded",
+        help="embedded: start moto in-process (default); env: use the AWS_ENDPOINT_URL* variables",
+    )
+    demo.set_defaults(func=_demo)
+
+    infra = sub.add_parser("infra", help="resources").add_subparsers(
+        required=True, metavar="action"
+    )
+    infra.add_parser("apply", help="create every resource (idempotent)").set_defaults(func=_apply)
+
+    consume = sub.add_parser("consume", help="run the embedded consumer runner")
+    consume.add_argument("--until-caught-up", action="store_true", help="stop at the stream tip")
+    consume.set_defaults(func=_consume)
+
+    serve = sub.add_parser("serve", help="serve the recommender API")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.demo import run_demo
+
+    run_demo(settings, events=args.events, exit_after=args.exit, kind=args.stack)
+    return 0
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    apply(settings, log=print)
+    return 0
+
+
+def _consume(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.wiring import pipeline
+
+    async def run() -> None:
+        async with pipeline(settings) as p:
+            await p.runner.run(until_caught_up=args.until_caught_up)
+            print(f"consumed {p.runner.stats.records} records", file=sys.stderr)
+
+    asyncio.run(run())
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from models.worker import serve
+    from streamrec.wiring import pipeline, recommender_app
+
+    async def run() -> None:
+        async with pipeline(settings) as p:
+            app, cache = recommender_app(settings, p.online)
+            try:
+                await serve(app, settings.api_host, settings.api_port)
+            finally:
+                await cache.close()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""``streamrec demo``: the whole pipeline on real data, on the embedded stack, with progress bars.
+
+Stages: apply the infra; stream MovieLens through the SDK into Kinesis; run the consumers until
+every shard is caught up (features in DynamoDB, Parquet in S3, partitions in Glue); serve the
+recommender API; print one JSON summary line on stdout. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from tqdm import tqdm
+
+from infra.apply import apply
+from infra.clients import client
+from infra.local import embedded_stack
+from infra.settings import Settings
+from models.worker import running
+from producers.events import Event
+from producers.movielens import load_movielens
+from producers.producer import EventProducer
+from streamrec.wiring import Pipeline, pipeline, recommender_app
+
+PRODUCE_CHUNK = 2_000
+
+
+@contextmanager
+def stack(settings: Settings, kind: str) -> Iterator[Settings]:
+    """Settings pointing at the stack: an embedded moto, or whatever the environment names."""
+    if kind == "env":
+        yield settings
+        return
+    with embedded_stack() as url:
+        yield settings.with_endpoint(url)
+
+
+def run_demo(settings: Settings, *, events: int | None, exit_after: bool, kind: str) -> dict:
+    """Run every stage; returns (and prints) the summary."""
+    with stack(settings, kind) as settings:
+        apply(settings, log=lambda line: print(f"infra: {line}", file=sys.stderr))
+        loaded = load_movielens(events)
+        produced = produce(settings, loaded)
+        return asyncio.run(consume_and_serve(settings, produced, loaded, exit_after))
+
+
+def produce(settings: Settings, events: Sequence[Event]) -> int:
+    """Send ``events`` through the SDK; returns how many Kinesis accepted. Fails loudly if any
+    event could not be delivered."""
+    producer = EventProducer(client("kinesis", settings), settings.stream_name)
+    with tqdm(total=len(events), desc="produce", unit="ev", file=sys.stderr) as bar:
+        for start in range(0, len(events), PRODUCE_CHUNK):
+            chunk = events[start : start + PRODUCE_CHUNK]
+            producer.put_many(chunk)
+            bar.update(len(chunk))
+        result = producer.close()
+    if result.failed:
+        first = result.failed[0]
+        raise SystemExit(f"{len(result.failed)} events not delivered, e.g. {first}")
+    return result.sent
+
+
+async def consume_and_serve(
+    settings: Settings, produced: int, events: Sequence[Event], exit_after: bool
+) -> dict[str, Any]:
+    """Consume until caught up, summarise, then serve until interrupted (unless ``exit_after``)."""
+    async with pipeline(settings) as p:
+        await consume(p, produced)
+        app, cache = recommender_app(settings, p.online)
+        try:
+            async with running(app, settings.api_host, settings.api_port) as url:
+                summary = await summarise(p, produced, events, url)
+                print(json.dumps(summary), flush=True)
+                if not exit_after:
+                    print(
+                        f"serving {url}/recommendations/<user_id>  (Ctrl-C stops)", file=sys.stderr
+                    )
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.Event().wait()
+        finally:
+            await cache.close()
+    return summary
+
+
+async def consume(p: Pipeline, produced: int) -> None:
+    """Run the embedded runner until every shard is caught up, with a progress bar."""
+    with tqdm(total=produced, desc="consume", unit="rec", file=sys.stderr) as bar:
+        task = asyncio.create_task(p.runner.run(until_caught_up=True))
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            bar.update(p.runner.stats.records - bar.n)
+        task.result()
+
+
+async def summarise(
+    p: Pipeline, produced: int, events: Sequence[Event], url: str
+) -> dict[str, Any]:
+    """The demo's JSON line: counts from every store, and one user's recommendations."""
+    sample_user = events[-1].user_id if events else ""
+    recs = await asyncio.to_thread(_get_json, f"{url}/recommendations/{sample_user}?k=10")
+    return {
+        "events_produced": produced,
+        "events_consumed": p.runner.stats.records,
+        "dead_lettered": p.runner.stats.poison,
+        "feature_rows": await count_rows(p.clients.dynamodb, p.settings.features_table),
+        "feature_rows_written": p.features.stats.rows_written,
+        "parquet_rows": len(await p.offline.read_events()),
+        "glue_partitions": len(await p.offline.list_partitions()),
+        "sample_user": sample_user,
+        "sample_recommendations": [r["item_id"] for r in recs["recommendations"]],
+        "api": url,
+    }
+
+
+async def count_rows(dynamodb: Any, table: str) -> int:
+    """Rows in a DynamoDB table (a paginated COUNT scan)."""
+    total, kwargs = 0, {"TableName": table, "Select": "COUNT"}
+    while True:
+        response = await dynamodb.scan(**kwargs)
+        total += response["Count"]
+        if "LastEvaluatedKey" not in response:
+            return total
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:  # our own loopback API
+        return json.load(response)

@@ -1,0 +1,110 @@
+"""A real Redis for tests: the configured one, a local one, or a throwaway ``redis-server``.
+
+    with redis_url_for_tests() as url:
+        ...
+
+Order of preference: ``STREAMREC_TEST_REDIS_URL``; ``redis://127.0.0.1:6379/15`` if it answers;
+otherwise ``redis-server`` started on a free port (no persistence) and killed on exit. Raises
+``RedisUnavailable`` when none of these works, so fixtures can skip with the reason. Tests share
+the first two, so they must keep to a key prefix of their own (see ``unique_prefix``) and clean
+up with ``delete_prefix``, never ``FLUSHDB``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from infra.local import free_port
+
+ENV_VARIABLE = "STREAMREC_TEST_REDIS_URL"
+LOCAL_URL = "redis://127.0.0.1:6379/15"
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+class RedisUnavailable(RuntimeError):
+    """No Redis is configured, none answers locally, and ``redis-server`` cannot be started."""
+
+
+def answers(url: str) -> bool:
+    """Whether a Redis at ``url`` answers PING."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def unique_prefix(name: str = "streamrec") -> str:
+    """A key prefix no other test run uses."""
+    return f"test-{uuid.uuid4().hex[:12]}:{name}"
+
+
+def delete_prefix(url: str, prefix: str) -> int:
+    """Delete every key starting with ``prefix``; returns how many were deleted."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+@contextmanager
+def redis_url_for_tests() -> Iterator[str]:
+    """The URL of a Redis to test against, valid for the duration of the block."""
+    configured = os.environ.get(ENV_VARIABLE)
+    if configured:
+        yield configured
+        return
+    if answers(LOCAL_URL):
+        yield LOCAL_URL
+        return
+    with _redis_server() as url:
+        yield url
+
+
+@contextmanager
+def _redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RedisUnavailable(f"set {ENV_VARIABLE}, run Redis on 6379, or install redis-server")
+    port = free_port()
+    command = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/15"
+    try:
+        _wait_until_answering(url, process)
+        yield url
+    finally:
+        process.kill()
+        process.wait(timeout=STARTUP_TIMEOUT_SECONDS)
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not answers(url):
+        if process.poll() is not None:
+            raise RedisUnavailable(f"redis-server exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RedisUnavailable(f"redis-server did not answer in {STARTUP_TIMEOUT_SECONDS}s")
+        time.sleep(0.02)  # a poll interval, not a wait for something to happen
