@@ -23,7 +23,7 @@ from feature_store.features import (
     item_key,
     user_key,
 )
-from feature_store.online import OnlineStore
+from feature_store.online import BATCH_GET_LIMIT, OnlineStore
 from feature_store.rows import Row
 from feature_store.transforms import (
     Sequenced,
@@ -92,21 +92,15 @@ class FeatureProcessor:
             for item_id, other, source in covisit_pairs(history, events):
                 deltas[item_id].covisits.append((other, source))
 
-        computes: dict[str, Compute] = {
-            user_key(u): _user_compute(u, events, shard, last) for u, events in by_user.items()
-        }
-        computes.update({item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()})
-        prefetched = dict(user_rows)
-        prefetched.update(
-            zip(
-                [item_key(i) for i in deltas],
-                await self._store.read_rows([item_key(i) for i in deltas]),
-                strict=True,
-            )
-        )
-        written = await asyncio.gather(
-            *(self._apply(key, compute, prefetched[key]) for key, compute in computes.items())
-        )
+        users = {u: _user_compute(u, events, shard, last) for u, events in by_user.items()}
+        written = await self._apply_all({user_key(u): c for u, c in users.items()}, user_rows)
+        items = {item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()}
+        keys = list(items)
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            # read each chunk just before writing it: a short read-write window, few conflicts
+            chunk = keys[start : start + BATCH_GET_LIMIT]
+            stored = dict(zip(chunk, await self._store.read_rows(chunk), strict=True))
+            written += await self._apply_all({k: items[k] for k in chunk}, stored)
         totals = [
             (row.features.item_id, row.features.total)
             for row in written
@@ -114,6 +108,13 @@ class FeatureProcessor:
         ]
         await self._apply(POPULAR_KEY, _popular_compute(totals), None, prefetch=False)
         self.stats.events += len(batch.events)
+
+    async def _apply_all(
+        self, computes: dict[str, Compute], stored: dict[str, Row | None]
+    ) -> list[Row | None]:
+        return list(
+            await asyncio.gather(*(self._apply(k, c, stored[k]) for k, c in computes.items()))
+        )
 
     async def _apply(
         self, key: str, compute: Compute, stored: Row | None, prefetch: bool = True

@@ -1,7 +1,15 @@
-"""Rows of the features table: the feature dataclasses to and from DynamoDB attribute maps."""
+"""Rows of the features table: the feature dataclasses to and from DynamoDB attribute maps.
+
+Scalars are typed attributes; the collections (recent items, seen items, co-visitation, the
+popularity list) are each one compact JSON string attribute. Rows are read and rewritten whole,
+so nothing is lost by packing, and a packed attribute costs a fraction of a typed map or list to
+(de)serialise: moto served BatchGetItem of 100 rows with a 100-entry map at 1.5 calls/s and with
+the same map packed at 24 calls/s (docs/decisions/0002).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,8 +62,8 @@ def _plain(features: Features) -> dict[str, Any]:
         return {
             "kind": "user",
             "user_id": features.user_id,
-            "recent": [r.__dict__ for r in features.recent],
-            "seen": list(features.seen),
+            "recent": _pack([list(r.__dict__.values()) for r in features.recent]),
+            "seen": _pack(features.seen),
             "events": features.events,
             "last_seen": features.last_seen,
         }
@@ -65,9 +73,9 @@ def _plain(features: Features) -> dict[str, Any]:
             "item_id": features.item_id,
             "counts": features.counts,
             "total": features.total,
-            "covis": features.covis,
+            "covis": _pack(features.covis),
         }
-    return {"kind": "popular", "items": [{"item_id": i, "total": n} for i, n in features.items]}
+    return {"kind": "popular", "items": _pack(features.items)}
 
 
 def _features(plain: dict[str, Any]) -> Features:
@@ -75,8 +83,8 @@ def _features(plain: dict[str, Any]) -> Features:
     if kind == "user":
         return UserFeatures(
             user_id=plain["user_id"],
-            recent=tuple(RecentItem(**r) for r in plain.get("recent", [])),
-            seen=tuple(plain.get("seen", [])),
+            recent=tuple(RecentItem(*r) for r in _unpack(plain.get("recent"), [])),
+            seen=tuple(_unpack(plain.get("seen"), [])),
             events=plain.get("events", 0),
             last_seen=plain.get("last_seen", 0),
         )
@@ -85,11 +93,19 @@ def _features(plain: dict[str, Any]) -> Features:
             item_id=plain["item_id"],
             counts=plain.get("counts", {}),
             total=plain.get("total", 0),
-            covis=plain.get("covis", {}),
+            covis=_unpack(plain.get("covis"), {}),
         )
     if kind == "popular" or plain["pk"] == POPULAR_KEY:
-        return Popular(items=tuple((p["item_id"], p["total"]) for p in plain.get("items", [])))
+        return Popular(items=tuple((i, n) for i, n in _unpack(plain.get("items"), [])))
     raise ValueError(f"row {plain.get('pk')!r} has unknown kind {kind!r}")
+
+
+def _pack(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _unpack(value: str | None, empty: Any) -> Any:
+    return json.loads(value) if value else empty
 
 
 def _numbers(value: Any) -> Any:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address the recommender API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
+    cache_prefix: str = Field("streamrec:recs", description="Key prefix of the Redis cache.")
     cache_ttl_seconds: int = Field(60, ge=1, description="Lifetime of a cached recommendation.")
 
     def with_endpoint(self, endpoint_url: str) -> Settings:

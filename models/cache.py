@@ -179,9 +179,9 @@ class RedisCache:
 
 
 def make_cache(
-    redis_url: str | None, max_entries: int = DEFAULT_MAX_ENTRIES
+    redis_url: str | None, max_entries: int = DEFAULT_MAX_ENTRIES, prefix: str = KEY_PREFIX
 ) -> RecommendationCache:
-    """Redis when ``redis_url`` is set, otherwise process memory."""
+    """Redis (keys under ``prefix``) when ``redis_url`` is set, otherwise process memory."""
     if redis_url:
-        return RedisCache(redis_url)
+        return RedisCache(redis_url, prefix=prefix)
     return InMemoryCache(max_entries=max_entries)

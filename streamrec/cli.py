@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import errno
 import logging
 import sys
 
@@ -19,9 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.port is not None:
         settings = settings.model_copy(update={"api_port": args.port})
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         return int(args.func(args, settings) or 0)
-    return 130
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"streamrec: {settings.api_host}:{settings.api_port} is in use; "
+            "choose another port with --port or STREAMREC_API_PORT",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -79,6 +79,6 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
 
 def recommender_app(settings: Settings, online: OnlineStore) -> tuple[FastAPI, RecommendationCache]:
     """The recommender API over ``online``, caching in Redis if the settings name one."""
-    cache = make_cache(settings.redis_url)
+    cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
     app = create_app(Recommender(online), cache, ttl_seconds=settings.cache_ttl_seconds)
     return app, cache

@@ -10,6 +10,7 @@ import pytest
 from infra.apply import apply
 from infra.local import embedded_stack
 from infra.settings import Settings
+from tests.redis_server import redis_url_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +41,13 @@ def applied(settings: Settings) -> Settings:
     """``settings`` with every resource created on the embedded stack."""
     apply(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis for this session: the configured or local one, or a throwaway redis-server.
+
+    Fails (does not skip) when none can be had: the Redis paths are part of what must pass.
+    """
+    with redis_url_for_tests() as url:
+        yield url

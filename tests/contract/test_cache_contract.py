@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
 from models.cache import InMemoryCache, RecommendationCache, RedisCache, make_cache
-from tests.redis_server import RedisUnavailable, delete_prefix, redis_url_for_tests, unique_prefix
+from tests.redis_server import delete_prefix, unique_prefix
 
 EXPIRY_DEADLINE_SECONDS = 5.0
 RECS = [
@@ -47,16 +47,6 @@ class Harness:
         deadline = time.monotonic() + ttl_seconds + EXPIRY_DEADLINE_SECONDS
         while await self.cache.get(user_id, k) is not None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real Redis for this session (see tests/redis_server.py)."""
-    try:
-        with redis_url_for_tests() as url:
-            yield url
-    except RedisUnavailable as exc:
-        pytest.skip(f"no Redis: {exc}")
 
 
 @pytest.fixture(params=["memory", "redis"])
