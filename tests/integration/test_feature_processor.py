@@ -63,8 +63,9 @@ async def test_a_crash_between_writes_then_redelivery_does_not_double_count(
     applied: Settings,
 ) -> None:
     events = sequenced(120)
+    users = len({s.event.user_id for s in events})  # user rows are written first, then items
     async with async_client("dynamodb", applied) as dynamodb:
-        crashing = FeatureProcessor(CrashAfter(dynamodb, applied.features_table, writes=25))
+        crashing = FeatureProcessor(CrashAfter(dynamodb, applied.features_table, users + 20))
         with pytest.raises(ConnectionError):
             await crashing.process_records(Batch(SHARD, events))
         store = OnlineStore(dynamodb, applied.features_table)
