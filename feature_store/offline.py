@@ -1,11 +1,8 @@
 """The offline store: events as Snappy Parquet on S3, registered as Glue partitions.
 
-Layout (DESIGN.md, the same as a Firehose delivery stream writes)::
-
-    s3://<bucket>/<prefix>dt=YYYY-MM-DD/hour=HH/<stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>.parquet
-
-``dt`` and ``hour`` are the ARRIVAL time in the stream (UTC), not the event time, so replays and
-late events never scatter into thousands of tiny files; the event time is the ``timestamp`` column.
+The layout and the file format are in ``feature_store.lake``: ``dt``/``hour`` partitions of
+ARRIVAL time, the event time a column. Readers of an event-time range therefore prune partitions
+with a lateness bound (``read_range``).
 
 Each object is written whole in one PutObject (it appears entirely or not at all), then its
 partition is registered in Glue. The object's uuid is derived from the stream, shard and sequence
@@ -18,92 +15,44 @@ Errors: a failed AWS call raises ``infra.errors.ServiceError`` (or ``ThrottledEr
 from __future__ import annotations
 
 import asyncio
-import io
-import types
-import typing
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
+from feature_store.lake import (
+    EVENT_SCHEMA,
+    Partition,
+    arrival_window,
+    decode_parquet,
+    encode_parquet,
+    object_key,
+    partition_of,
+    partition_of_key,
+    partition_prefix,
+)
 from feature_store.transforms import Sequenced
 from infra.apply import storage_descriptor
 from infra.errors import ServiceError, translate
-from producers.events import Event
-from producers.schema import event_columns, from_row, to_row
+from producers.events import MAX_CLOCK_SKEW_MS, Event
+from producers.schema import event_columns
 
-FIREHOSE_VERSION = 1  # the "<n>" in Firehose object names: the delivery stream's version
+__all__ = [
+    "EVENT_SCHEMA",
+    "LakeObject",
+    "OfflineStore",
+    "Partition",
+    "RangeRead",
+    "object_key",
+    "partition_of",
+    "partition_prefix",
+]
+
 GLUE_PARTITION_BATCH = 100  # BatchCreatePartition takes at most 100 partitions per call
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-}
+READ_CONCURRENCY = 16  # GetObject calls in flight while reading a range
 _KEY_NAMESPACE = uuid.UUID("6f1d4c1e-3b7a-4f0e-9a51-7c2d5e8b9a10")  # streamrec lake object names
-
-Partition = tuple[str, str]  # (dt, hour), e.g. ("2024-05-01", "09")
-
-
-def _nullable(name: str) -> bool:
-    """Whether the event model admits ``None`` for field ``name``."""
-    annotation = Event.model_fields[name].annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return type(None) in typing.get_args(annotation)
-    return False
-
-
-def arrow_schema() -> pa.Schema:
-    """The Arrow schema of a lake file, derived from the event model via ``event_columns``."""
-    return pa.schema(
-        [
-            pa.field(name, _ARROW_TYPES[glue], nullable=_nullable(name))
-            for name, glue in event_columns()
-        ]
-    )
-
-
-EVENT_SCHEMA = arrow_schema()
-
-
-def _utc(arrival_ms: int) -> datetime:
-    return datetime.fromtimestamp(arrival_ms // 1000, tz=UTC)
-
-
-def partition_of(arrival_ms: int) -> Partition:
-    """``(dt, hour)`` of an arrival time in UTC milliseconds."""
-    when = _utc(arrival_ms)
-    return when.strftime("%Y-%m-%d"), when.strftime("%H")
-
-
-def partition_prefix(prefix: str, partition: Partition) -> str:
-    """The key prefix (folder) of a partition: ``<prefix>dt=YYYY-MM-DD/hour=HH/``."""
-    dt, hour = partition
-    return f"{prefix}dt={dt}/hour={hour}/"
-
-
-def object_key(prefix: str, stream_name: str, arrival_ms: int, uuid: str) -> str:
-    """The Firehose-style key of a file whose first record arrived at ``arrival_ms`` (UTC ms)."""
-    stamp = _utc(arrival_ms).strftime("%Y-%m-%d-%H-%M-%S")
-    name = f"{stream_name}-{FIREHOSE_VERSION}-{stamp}-{uuid}.parquet"
-    return partition_prefix(prefix, partition_of(arrival_ms)) + name
-
-
-def encode_parquet(events: Sequence[Event]) -> bytes:
-    """One Snappy Parquet file holding ``events`` as lake rows, in order."""
-    table = pa.Table.from_pylist([to_row(e) for e in events], schema=EVENT_SCHEMA)
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
-    return sink.getvalue()
-
-
-def decode_parquet(data: bytes) -> list[Event]:
-    """The events of one lake file; the inverse of ``encode_parquet``."""
-    return [from_row(row) for row in pq.read_table(pa.BufferReader(data)).to_pylist()]
 
 
 @dataclass(frozen=True)
@@ -113,6 +62,16 @@ class LakeObject:
     key: str
     partition: Partition
     rows: int
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """The events of an event-time range, and how much of the lake was read to find them."""
+
+    events: list[Event]  # event time in the range, by (timestamp, event_id), each event_id once
+    partitions: int  # partitions (dt, hour) whose objects were read
+    objects: int
+    window: tuple[Partition, Partition] | None  # first and last partition read; None: all
 
 
 class OfflineStore:
@@ -211,30 +170,77 @@ class OfflineStore:
 
     async def list_keys(self) -> list[str]:
         """Every Parquet object key under the prefix, in key order (all pages)."""
-        keys: list[str] = []
-        try:
-            async for page in self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self._bucket, Prefix=self._prefix
-            ):
-                keys.extend(
-                    o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".parquet")
-                )
-        except ClientError as exc:
-            raise translate("ListObjectsV2", exc) from exc
-        return sorted(keys)
+        return [key async for key in self._keys(None)]
 
     async def read_events(self) -> list[Event]:
         """Every event in the lake, object by object in key order, rows in file order."""
         events: list[Event] = []
         for key in await self.list_keys():
-            try:
-                response = await self._s3.get_object(Bucket=self._bucket, Key=key)
-                async with response["Body"] as body:
-                    data = await body.read()
-            except ClientError as exc:
-                raise translate("GetObject", exc) from exc
-            events.extend(decode_parquet(data))
+            events.extend(decode_parquet(await self._get(key)))
         return events
+
+    async def read_range(
+        self,
+        start_ms: int,
+        end_ms: int,
+        max_lateness_ms: int | None,
+        clock_skew_ms: int = MAX_CLOCK_SKEW_MS,
+    ) -> RangeRead:
+        """The events of event time in ``[start_ms, end_ms)``, sorted by (timestamp, event_id).
+
+        Only the arrival partitions that can hold them are listed and read: those of
+        ``arrival_window`` (an event arriving more than ``max_lateness_ms`` after its event time
+        is missed); ``max_lateness_ms=None`` reads every partition. An event_id found twice (an
+        event replayed into the stream lands again) is returned once, its earliest arrival.
+        """
+        window = arrival_window(start_ms, end_ms, max_lateness_ms, clock_skew_ms)
+        keys = [key async for key in self._keys(window)]
+        semaphore = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def read(key: str) -> list[Event]:
+            async with semaphore:
+                data = await self._get(key)
+            return decode_parquet(data, (start_ms, end_ms))
+
+        found: dict[str, Event] = {}
+        for events in await asyncio.gather(*(read(key) for key in keys)):
+            for event in events:
+                found.setdefault(event.event_id, event)
+        ordered = sorted(found.values(), key=lambda e: (e.timestamp, e.event_id))
+        partitions = {partition_of_key(self._prefix, key) for key in keys}
+        return RangeRead(ordered, len(partitions), len(keys), window)
+
+    async def _keys(self, window: tuple[Partition, Partition] | None) -> AsyncIterator[str]:
+        """Parquet keys in key (= arrival) order; only those of ``window``'s partitions if set.
+
+        Keys sort by partition, so the listing starts after the first partition's prefix and
+        stops past the last one: its cost follows the objects in the window, not the lake.
+        """
+        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._prefix}
+        if window is not None:
+            kwargs["StartAfter"] = partition_prefix(self._prefix, window[0])
+        try:
+            async for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    partition = partition_of_key(self._prefix, key)
+                    if window is not None and partition is not None:
+                        if partition > window[1]:
+                            return
+                        if partition < window[0]:  # a server that ignores StartAfter
+                            continue
+                    if key.endswith(".parquet"):
+                        yield key
+        except ClientError as exc:
+            raise translate("ListObjectsV2", exc) from exc
+
+    async def _get(self, key: str) -> bytes:
+        try:
+            response = await self._s3.get_object(Bucket=self._bucket, Key=key)
+            async with response["Body"] as body:
+                return await body.read()
+        except ClientError as exc:
+            raise translate("GetObject", exc) from exc
 
     async def list_partitions(self) -> list[Partition]:
         """Every ``(dt, hour)`` registered in Glue, sorted (all pages)."""

@@ -9,7 +9,7 @@ embedded stack can point every client at the moto it started.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The standard variables botocore resolves natively; streamrec reads no other endpoint variables.
@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
     cache_prefix: str = Field("streamrec:recs", description="Key prefix of the Redis cache.")
     cache_ttl_seconds: int = Field(60, ge=1, description="Lifetime of a cached recommendation.")
+    ingest_api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated API keys accepted by POST /events; ingest is off when unset.",
+    )
+
+    @property
+    def ingest_keys(self) -> frozenset[str]:
+        """The ingest API keys, blanks dropped; empty when HTTP ingest is off."""
+        if self.ingest_api_keys is None:
+            return frozenset()
+        raw = self.ingest_api_keys.get_secret_value()
+        return frozenset(key.strip() for key in raw.split(",") if key.strip())
 
     def with_endpoint(self, endpoint_url: str) -> Settings:
         """A copy whose clients all go to ``endpoint_url`` (an emulator)."""

@@ -2,6 +2,7 @@
 
     GET /recommendations/{user_id}?k=10   k in 1..100 (422 otherwise)
     GET /healthz
+    POST /events                          HTTP ingest (models/ingest.py); 503 when not configured
 
 Everything is injected: the composition root builds the DynamoDB client, the store, the
 recommender and the cache, and owns (closes) them; the app only uses them. A failing cache
@@ -23,6 +24,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel
 
 from models.cache import CacheError, RecommendationCache
+from models.ingest import IngestConfig, ingest_router
 from models.recommender import Recommender
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,18 @@ class RecommendationsResponse(BaseModel):
     cached: bool  # served from the cache, not computed for this request
 
 
-def create_app(recommender: Recommender, cache: RecommendationCache, ttl_seconds: float) -> FastAPI:
-    """The worker's FastAPI app; answers are cached per ``(user_id, k)`` for ``ttl_seconds``."""
+def create_app(
+    recommender: Recommender,
+    cache: RecommendationCache,
+    ttl_seconds: float,
+    ingest: IngestConfig | None = None,
+) -> FastAPI:
+    """The worker's FastAPI app; answers are cached per ``(user_id, k)`` for ``ttl_seconds``.
+
+    ``POST /events`` publishes through ``ingest``; without it the route answers 503.
+    """
     app = FastAPI(title="streamrec recommender", version="0.1.0")
+    app.include_router(ingest_router(ingest))
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
     async def recommendations(

@@ -72,19 +72,16 @@ async def consume_and_serve(
     """Consume until caught up, summarise, then serve until interrupted (unless ``exit_after``)."""
     async with pipeline(settings) as p:
         await consume(p, produced)
-        app, cache = recommender_app(settings, p.online)
-        try:
-            async with running(app, settings.api_host, settings.api_port) as url:
-                summary = await summarise(p, produced, events, url)
-                print(json.dumps(summary), flush=True)
-                if not exit_after:
-                    print(
-                        f"serving {url}/recommendations/<user_id>  (Ctrl-C stops)", file=sys.stderr
-                    )
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.Event().wait()
-        finally:
-            await cache.close()
+        async with (
+            recommender_app(settings, p.online) as app,
+            running(app, settings.api_host, settings.api_port) as url,
+        ):
+            summary = await summarise(p, produced, events, url)
+            print(json.dumps(summary), flush=True)
+            if not exit_after:
+                print(f"serving {url}/recommendations/<user_id>  (Ctrl-C stops)", file=sys.stderr)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,11 +17,15 @@ from consumers.lander import ParquetLander
 from consumers.runner import EmbeddedRunner
 from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore
-from infra.clients import async_client
+from infra.clients import async_client, client
 from infra.settings import Settings
-from models.cache import RecommendationCache, make_cache
+from models.cache import make_cache
+from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
 from models.worker import create_app
+from producers.producer import EventProducer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,15 +62,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
             ]
         )
         online = OnlineStore(clients.dynamodb, settings.features_table)
-        offline = OfflineStore(
-            clients.s3,
-            clients.glue,
-            bucket=settings.bucket,
-            prefix=settings.events_prefix,
-            database=settings.glue_database,
-            table=settings.glue_events_table,
-            stream_name=settings.stream_name,
-        )
+        offline = _offline(settings, clients.s3, clients.glue)
         features, lander = FeatureProcessor(online), ParquetLander(offline)
         runner = EmbeddedRunner(
             clients.kinesis,
@@ -77,8 +74,45 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
 
 
-def recommender_app(settings: Settings, online: OnlineStore) -> tuple[FastAPI, RecommendationCache]:
-    """The recommender API over ``online``, caching in Redis if the settings name one."""
+@asynccontextmanager
+async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
+    """The offline store alone (S3 and Glue clients), closed when the block ends."""
+    async with async_client("s3", settings) as s3, async_client("glue", settings) as glue:
+        yield _offline(settings, s3, glue)
+
+
+def _offline(settings: Settings, s3: Any, glue: Any) -> OfflineStore:
+    return OfflineStore(
+        s3,
+        glue,
+        bucket=settings.bucket,
+        prefix=settings.events_prefix,
+        database=settings.glue_database,
+        table=settings.glue_events_table,
+        stream_name=settings.stream_name,
+    )
+
+
+@asynccontextmanager
+async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncIterator[FastAPI]:
+    """The recommender API over ``online``, caching in Redis if the settings name one.
+
+    ``POST /events`` publishes to the settings' stream when ``ingest_api_keys`` is set (it
+    answers 503 otherwise). The cache and the ingest producer close when the block ends.
+    """
     cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
-    app = create_app(Recommender(online), cache, ttl_seconds=settings.cache_ttl_seconds)
-    return app, cache
+    publisher, ingest = None, None
+    if settings.ingest_keys:
+        producer = EventProducer(client("kinesis", settings), settings.stream_name)
+        publisher = ThreadedPublisher(producer)
+        ingest = IngestConfig(publisher, settings.ingest_keys)
+    try:
+        yield create_app(
+            Recommender(online), cache, ttl_seconds=settings.cache_ttl_seconds, ingest=ingest
+        )
+    finally:
+        await cache.close()
+        if publisher is not None:
+            failed = await publisher.aclose()
+            if failed:
+                log.error("ingest producer closed with %d events not written", len(failed))

@@ -115,15 +115,15 @@ async def test_events_flow_to_features_lake_and_recommendations(e2e_settings: Se
         assert dead["KeyCount"] == 2
 
         # recommendations: non-empty, nothing the user has seen, cached the second time
-        app, cache = recommender_app(settings, p.online)
         user_id = events[-1].user_id
         seen = {e.item_id for e in by_user[user_id]}
-        try:
-            async with running(app) as url, httpx.AsyncClient(base_url=url) as http:
-                first = (await http.get(f"/recommendations/{user_id}", params={"k": 10})).json()
-                second = (await http.get(f"/recommendations/{user_id}", params={"k": 10})).json()
-        finally:
-            await cache.close()
+        async with (
+            recommender_app(settings, p.online) as app,
+            running(app) as url,
+            httpx.AsyncClient(base_url=url) as http,
+        ):
+            first = (await http.get(f"/recommendations/{user_id}", params={"k": 10})).json()
+            second = (await http.get(f"/recommendations/{user_id}", params={"k": 10})).json()
         recommended = [r["item_id"] for r in first["recommendations"]]
         assert len(recommended) == 10
         assert not seen & set(recommended)

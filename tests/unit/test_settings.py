@@ -49,3 +49,13 @@ async def test_async_clients_use_the_same_resolution(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     async with async_client("kinesis", Settings()) as kinesis:
         assert kinesis.meta.endpoint_url == "http://127.0.0.1:5997"
+
+
+def test_ingest_api_keys_are_comma_separated_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().ingest_keys == frozenset()
+    monkeypatch.setenv("STREAMREC_INGEST_API_KEYS", " key-one, key-two ,, ")
+    settings = Settings()
+    assert settings.ingest_keys == frozenset({"key-one", "key-two"})
+    assert "key-one" not in repr(settings) and "key-one" not in str(settings.model_dump())

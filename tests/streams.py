@@ -1,0 +1,29 @@
+"""Reading a Kinesis stream back in tests: every record of every shard, from the start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from producers.events import Event
+
+
+def read_shards(kinesis: Any, stream: str) -> dict[str, list[Event]]:
+    """Every record of ``stream`` as events, by shard id, each shard in sequence order."""
+    by_shard: dict[str, list[Event]] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        events = by_shard.setdefault(shard["ShardId"], [])
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            events += [Event.from_json(r["Data"]) for r in page["Records"]]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+    return by_shard
+
+
+def read_stream(kinesis: Any, stream: str) -> list[Event]:
+    """Every event of ``stream``, shard after shard."""
+    return [e for events in read_shards(kinesis, stream).values() for e in events]
