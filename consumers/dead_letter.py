@@ -3,8 +3,10 @@
 One JSON object per record at
 ``s3://<bucket>/<prefix>dt=YYYY-MM-DD/<shard>-<sequence>.json`` (``dt`` from the arrival time,
 UTC), holding the payload base64-encoded with its shard, sequence number, partition key, arrival
-time, reason and attempts. The key depends only on the record's place in the stream, so a
-redelivered poison record overwrites its own object: sending is idempotent.
+time, reason and attempts. A user record of a KPL-aggregated record also has its sub-sequence
+number, in the document and in the key (``<shard>-<sequence>-<sub>.json``). The key depends only
+on the record's place in the stream, so a redelivered poison record overwrites its own object:
+sending is idempotent.
 
 Errors: a failed PutObject raises ``infra.errors.ServiceError`` (or ``ThrottledError``).
 """
@@ -37,6 +39,7 @@ class Poison:
     arrival_ms: int  # ApproximateArrivalTimestamp, UTC milliseconds
     reason: str
     attempts: int = 1
+    sub_sequence: int | None = None  # index inside a KPL-aggregated record
 
     def to_json(self) -> bytes:
         """The dead-letter document: every field, the payload as ``data_base64``."""
@@ -51,6 +54,8 @@ class Poison:
             "attempts": self.attempts,
             "data_base64": base64.b64encode(self.data).decode("ascii"),
         }
+        if self.sub_sequence is not None:
+            document["sub_sequence"] = self.sub_sequence
         return json.dumps(document, separators=(",", ":")).encode()
 
     @classmethod
@@ -65,13 +70,16 @@ class Poison:
             arrival_ms=doc["arrival_ms"],
             reason=doc["reason"],
             attempts=doc["attempts"],
+            sub_sequence=doc.get("sub_sequence"),
         )
 
 
 def dead_letter_key(prefix: str, poison: Poison) -> str:
-    """``<prefix>dt=YYYY-MM-DD/<shard>-<sequence>.json``, ``dt`` from the arrival time (UTC)."""
+    """``<prefix>dt=YYYY-MM-DD/<shard>-<sequence>[-<sub>].json``, ``dt`` from the arrival time
+    (UTC), ``-<sub>`` for a user record of an aggregated record."""
     dt = datetime.fromtimestamp(poison.arrival_ms // 1000, tz=UTC).strftime("%Y-%m-%d")
-    return f"{prefix}dt={dt}/{poison.shard_id}-{poison.sequence_number}.json"
+    sub = "" if poison.sub_sequence is None else f"-{poison.sub_sequence}"
+    return f"{prefix}dt={dt}/{poison.shard_id}-{poison.sequence_number}{sub}.json"
 
 
 class DeadLetterSink:

@@ -74,7 +74,7 @@ class FeatureProcessor:
         """Apply the batch to every row it touches; returns once all writes succeeded."""
         if not batch.events:
             return
-        shard, last = batch.shard_id, batch.events[-1].sequence_number
+        shard, last = batch.shard_id, batch.events[-1].mark
         by_user: dict[str, list[Sequenced]] = defaultdict(list)
         for s in batch.events:
             by_user[s.event.user_id].append(s)

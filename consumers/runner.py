@@ -26,6 +26,7 @@ from consumers.dead_letter import DeadLetterSink, Poison
 from consumers.processor import Batch, RecordProcessor
 from feature_store.transforms import Sequenced
 from infra.errors import error_code, translate
+from producers.aggregation import deaggregate
 from producers.events import Event, InvalidEvent
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ GET_RECORDS_LIMIT = 10_000
 class ShardProgress:
     """What the runner knows of one shard, for progress bars and lag reporting."""
 
-    records: int = 0
+    records: int = 0  # Kinesis records (an aggregated record counts once)
+    events: int = 0  # valid events decoded from them
     poison: int = 0
     millis_behind_latest: int | None = None
     checkpoint: str | None = None
@@ -56,6 +58,11 @@ class RunnerStats:
     def records(self) -> int:
         """Records read from every shard, poison included."""
         return sum(p.records for p in self.shards.values())
+
+    @property
+    def events(self) -> int:
+        """Valid events decoded from every shard (aggregated records counted by their events)."""
+        return sum(p.events for p in self.shards.values())
 
     @property
     def poison(self) -> int:
@@ -168,6 +175,7 @@ class EmbeddedRunner:
         await self._checkpointer.set(shard_id, last)
         progress.checkpoint = last
         progress.records += len(records)
+        progress.events += len(events)
         progress.poison += len(poison)
 
     async def _end_shard(self, shard_id: str, progress: ShardProgress) -> None:
@@ -178,21 +186,39 @@ class EmbeddedRunner:
 
 
 def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
-    """Split GetRecords output into valid events (in order) and poison records."""
+    """Split GetRecords output into valid events (in order) and poison records.
+
+    A KPL-aggregated record yields its user records, in order, each with its sub-sequence
+    number; a user record that is not a valid event is poison like any other record.
+    """
     events: list[Sequenced] = []
     poison: list[Poison] = []
     for record in records:
         arrival_ms = int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)
         seq = record["SequenceNumber"]
-        try:
-            event = Event.from_json(record["Data"])
-        except InvalidEvent as exc:
-            poison.append(
-                Poison(shard_id, seq, record["PartitionKey"], record["Data"], arrival_ms, str(exc))
-            )
-            continue
-        events.append(Sequenced(event, shard_id, seq, arrival_ms))
+        users = deaggregate(record["Data"])
+        parts = (
+            [(None, record["PartitionKey"], record["Data"])]
+            if users is None
+            else [(sub, user.partition_key, user.data) for sub, user in enumerate(users)]
+        )
+        for sub, key, data in parts:
+            item = _decode_one(shard_id, seq, arrival_ms, key, data, sub)
+            if isinstance(item, Poison):
+                poison.append(item)
+            else:
+                events.append(item)
     return events, poison
+
+
+def _decode_one(
+    shard_id: str, seq: str, arrival_ms: int, key: str, data: bytes, sub: int | None
+) -> Sequenced | Poison:
+    try:
+        event = Event.from_json(data)
+    except InvalidEvent as exc:
+        return Poison(shard_id, seq, key, data, arrival_ms, str(exc), sub_sequence=sub)
+    return Sequenced(event, shard_id, seq, arrival_ms, sub or 0)
 
 
 async def _sleep_until(deadline: float, stop: asyncio.Event) -> None:

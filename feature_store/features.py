@@ -41,7 +41,7 @@ class RecentItem:
     event_type: str
     timestamp: int
     shard_id: str
-    sequence_number: str
+    sequence_number: str  # the record's position as text (``Position.mark``): "seq" or "seq:sub"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from feature_store.features import POPULAR_KEY, ItemFeatures, Popular, RecentItem, UserFeatures
+from feature_store.positions import BEFORE_ALL, Position
 
 Features = UserFeatures | ItemFeatures | Popular
 MARK_PREFIX = "hwm:"
@@ -29,8 +30,9 @@ _deserializer = TypeDeserializer()
 class Row:
     """One stored row: its features, its version and its per-shard high-water marks.
 
-    ``marks[shard_id]`` is the sequence number (a string) of the newest record of that shard
-    already applied to the row. ``version`` is 0 for a row that is not stored yet.
+    ``marks[shard_id]`` is the position (as text: the sequence number string, with
+    ``:<sub-sequence>`` for a user record of an aggregated record) of the newest record of that
+    shard already applied to the row. ``version`` is 0 for a row that is not stored yet.
     """
 
     key: str
@@ -38,9 +40,9 @@ class Row:
     version: int = 0
     marks: dict[str, str] = field(default_factory=dict)
 
-    def mark(self, shard_id: str) -> int:
-        """The shard's high-water mark as a number; -1 when nothing of that shard was applied."""
-        return int(self.marks[shard_id]) if shard_id in self.marks else -1
+    def mark(self, shard_id: str) -> Position:
+        """The shard's high-water mark; ``BEFORE_ALL`` when nothing of it was applied."""
+        return Position.parse(self.marks[shard_id]) if shard_id in self.marks else BEFORE_ALL
 
 
 def encode(row: Row) -> dict[str, Any]:

@@ -21,22 +21,33 @@ from feature_store.features import (
     RecentItem,
     UserFeatures,
 )
+from feature_store.positions import Position
 from producers.events import Event
 
 
 @dataclass(frozen=True)
 class Sequenced:
-    """An event with its place in the stream."""
+    """An event with its place in the stream.
+
+    ``sequence_number`` is the Kinesis record's; an event that came inside a KPL-aggregated
+    record also has its index there, ``sub_sequence`` (0 for a plain record).
+    """
 
     event: Event
     shard_id: str
     sequence_number: str
     arrival_ms: int = 0  # when Kinesis accepted the record (ApproximateArrivalTimestamp), UTC ms
+    sub_sequence: int = 0
 
     @property
-    def position(self) -> int:
-        """The sequence number as an integer: Kinesis numbers are ordered numerically."""
-        return int(self.sequence_number)
+    def position(self) -> Position:
+        """Where the event is in its shard; positions compare in stream order."""
+        return Position(int(self.sequence_number), self.sub_sequence)
+
+    @property
+    def mark(self) -> str:
+        """The position as stored text (high-water marks, recent items)."""
+        return Position.mark(self.sequence_number, self.sub_sequence)
 
 
 def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
@@ -46,9 +57,7 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     last_seen = state.last_seen
     for s in events:
         e = s.event
-        entry = RecentItem(
-            e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number
-        )
+        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
         recent = _insert_recent(recent, entry)
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
@@ -73,14 +82,16 @@ def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentIt
     return [*others[:index], entry, *others[index:]]
 
 
-def history_before(state: UserFeatures, shard_id: str, first_position: int) -> UserFeatures:
+def history_before(state: UserFeatures, shard_id: str, first_position: Position) -> UserFeatures:
     """The user's state with every entry at or after ``first_position`` of ``shard_id`` removed.
 
     Co-visitation pairs of a batch are derived from this state, so they come out the same whether
     or not the user row already took the batch (a replay after a crash between two writes).
     """
     kept = tuple(
-        r for r in state.recent if r.shard_id != shard_id or int(r.sequence_number) < first_position
+        r
+        for r in state.recent
+        if r.shard_id != shard_id or Position.parse(r.sequence_number) < first_position
     )
     return replace(state, recent=kept)
 
@@ -100,9 +111,7 @@ def covisit_pairs(
         for other in window:
             pairs.append((e.item_id, other, s))
             pairs.append((other, e.item_id, s))
-        entry = RecentItem(
-            e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.sequence_number
-        )
+        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
         recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
     return pairs
 

@@ -1,241 +1,156 @@
-"""The batching producer: buffered events out to Kinesis with PutRecords, failures as values.
+"""``EventProducer``: the thread-safe, synchronous producer SDK for one Kinesis stream.
 
-Calls carry at most 500 records and 5 MiB (data plus partition key bytes), one event per record.
-A 200 response can still have dropped records, so every entry of the response is checked; only
-the entries that came back with an ``ErrorCode`` are sent again, with exponential backoff and full
-jitter, while the code is retryable. Other codes, and running out of attempts, put the event in
-``ProduceResult.failed``. Nothing is dropped silently.
-
-Order. The partition key is ``user_id``, so a user's events share one shard. Failed entries go back
-to the front of the queue in their original order: a later-buffered event of a key is never sent
-in a later call than an earlier failed event of that key. What cannot be undone: when an entry of
-key K fails, the later entries of K in the *same* call that succeeded are already in the stream,
-and the retried event lands after them. Consumers that need a user's exact order use the event
-``timestamp``, never arrival order.
+``put`` validates and buffers an event and returns a ``concurrent.futures.Future`` of its
+``Delivery`` (shard id, sequence number), or of ``DeliveryFailed`` naming the event and error
+code. A background sender thread makes the PutRecords calls that ``ProducerCore`` (the pure
+core shared with ``AsyncEventProducer``) decides on: batching, linger, retries of exactly the
+failed entries with backoff and full jitter, per-key order, per-shard pacing, aggregation.
+``flush``/``close`` wait for every event put before them and return a ``ProduceResult`` naming
+each event that failed. Delivery is at least once per event_id (a call that timed out may have
+written its records before they are resent); consumers dedupe by high-water marks or event_id.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
-from producers.events import MAX_EVENT_BYTES, Event, InvalidEvent
+from producers.clock import Clock, SystemClock
+from producers.config import ProducerConfig
+from producers.core import ProducerCore
+from producers.errors import (
+    Backpressure,
+    DeliveryFailed,
+    ProduceError,
+    ProducerClosed,
+    classify,
+)
+from producers.events import Event
+from producers.metrics import ProducerMetrics
+from producers.outcomes import Outcome
+from producers.records import Delivery, FailedEvent, ProduceResult, Record
+from producers.shards import load_shard_map
 
-MAX_RECORDS_PER_CALL = 500  # Kinesis PutRecords limits
-MAX_BYTES_PER_CALL = 5 * 1024 * 1024
-RETRYABLE_CODES = frozenset({"ProvisionedThroughputExceededException", "InternalFailure"})
+__all__ = [
+    "Delivery",
+    "EventProducer",
+    "FailedEvent",
+    "ProduceError",
+    "ProduceResult",
+    "ProducerConfig",
+    "ProducerMetrics",
+    "Record",
+]
 
-
-@dataclass(frozen=True)
-class Record:
-    """One event as one Kinesis record. ``attempts`` counts the calls that already carried it."""
-
-    event_id: str
-    partition_key: str
-    data: bytes
-    attempts: int = 0
-    seq: int = 0  # position in the producer's buffer order
-
-    @property
-    def size(self) -> int:
-        """Bytes this record counts against a call's 5 MiB: data plus partition key."""
-        return len(self.data) + len(self.partition_key.encode())
-
-    @classmethod
-    def of(cls, event: Event) -> Record:
-        """The record of an event. Refuses an event over the contract's size limit."""
-        data = event.to_json()
-        if len(data) > MAX_EVENT_BYTES:
-            raise InvalidEvent("<event>", f"{len(data)} bytes as JSON, at most {MAX_EVENT_BYTES}")
-        return cls(event.event_id, event.partition_key, data)
-
-
-@dataclass(frozen=True)
-class FailedEvent:
-    """An event that was not written: AWS's ``error_code`` and message for its last attempt."""
-
-    event_id: str
-    error_code: str
-    message: str
-
-
-@dataclass
-class ProduceResult:
-    """What a flush did: how many events are in the stream, and which ones are not."""
-
-    sent: int = 0
-    failed: list[FailedEvent] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every event was written."""
-        return not self.failed
-
-
-@dataclass
-class ProducerMetrics:
-    """Counters since the producer was made: records sent, resent, failed by code, and calls."""
-
-    sent: int = 0
-    retried: int = 0
-    calls: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-
-    def add(self, sent: int, retried: int, failed: list[FailedEvent]) -> None:
-        """Count one call's outcome."""
-        self.calls += 1
-        self.sent += sent
-        self.retried += retried
-        self.failed.update(f.error_code for f in failed)
-
-
-class ProduceError(Exception):
-    """Leaving ``with EventProducer(...)`` while events could not be written. Has ``result``."""
-
-    def __init__(self, result: ProduceResult) -> None:
-        super().__init__(f"{len(result.failed)} events not written, first: {result.failed[0]}")
-        self.result = result
-
-
-def plan_batches(
-    records: Iterable[Record],
-    max_records: int = MAX_RECORDS_PER_CALL,
-    max_bytes: int = MAX_BYTES_PER_CALL,
-) -> list[list[Record]]:
-    """Split ``records``, in order, into calls of at most ``max_records`` and ``max_bytes``."""
-    batches: list[list[Record]] = []
-    size = 0
-    for record in records:
-        if not batches or len(batches[-1]) == max_records or size + record.size > max_bytes:
-            batches.append([])
-            size = 0
-        batches[-1].append(record)
-        size += record.size
-    return batches
-
-
-def split_result(
-    records: Sequence[Record], response: Mapping[str, Any], max_attempts: int
-) -> tuple[int, list[Record], list[FailedEvent]]:
-    """Sort one PutRecords answer into ``(sent, to_retry, failed)``; entries match by position.
-
-    ``FailedRecordCount`` is not trusted: each entry is read. ``to_retry`` holds, in order, the
-    records with a retryable code that have been carried by fewer than ``max_attempts`` calls,
-    their ``attempts`` counting this one; the others with an ``ErrorCode`` are ``failed``.
-    """
-    entries = response.get("Records", [])
-    if len(entries) != len(records):
-        raise ValueError(f"PutRecords answered {len(entries)} entries for {len(records)} records")
-    sent, retry, failed = 0, [], []
-    for record, entry in zip(records, entries, strict=True):
-        code = entry.get("ErrorCode")
-        attempts = record.attempts + 1
-        if not code:
-            sent += 1
-        elif code in RETRYABLE_CODES and attempts < max_attempts:
-            retry.append(replace(record, attempts=attempts))
-        else:
-            failed.append(FailedEvent(record.event_id, code, entry.get("ErrorMessage", "")))
-    return sent, retry, failed
-
-
-def backoff_delay(
-    retry: int, rand: Callable[[], float], base: float = 0.1, cap: float = 5.0
-) -> float:
-    """Seconds to wait before retry round ``retry`` (1, 2, ...): full jitter, capped."""
-    return rand() * min(cap, base * 2 ** (retry - 1))
+log = logging.getLogger(__name__)
+_DEFAULT: Any = object()  # "the configured put_timeout"
 
 
 class EventProducer:
-    """A thread-safe batching producer for one Kinesis stream.
+    """A thread-safe producer for one stream (see the module docstring).
 
-    ``put`` buffers, and sends a call as soon as the buffer holds a full one; ``flush`` sends
-    everything and returns the ``ProduceResult`` of every event sent since the previous ``flush``
-    (automatic sends included). One send runs at a time, so calls never overtake each other.
-    If ``put_records`` raises (the whole call failed, after botocore's own retries), the call's
-    records go back to the front of the buffer unsent and the exception propagates. Leaving a
-    ``with`` block flushes and raises ``ProduceError`` if any event could not be written.
-    ``max_attempts`` bounds the calls that carry one event; the batch limits may be lowered, never
-    raised past Kinesis's. ``client`` is a boto3 Kinesis client (anything with ``put_records``);
-    ``sleep`` and ``rand`` are injected so tests neither wait nor depend on chance.
+    ``client`` is a boto3 Kinesis client (``put_records``; ``list_shards`` for pacing). Options
+    are ``ProducerConfig``'s, as a ``config`` and/or keywords. ``clock`` and ``rand`` are
+    injected so tests neither wait nor depend on chance. Use ``with`` or call ``close``: the
+    sender is a daemon thread, and events still buffered at exit are lost.
     """
 
     def __init__(
         self,
         client: Any,
         stream_name: str,
+        config: ProducerConfig | None = None,
         *,
-        max_attempts: int = 8,
-        base_delay: float = 0.1,
-        max_delay: float = 5.0,
-        max_batch_records: int = MAX_RECORDS_PER_CALL,
-        max_batch_bytes: int = MAX_BYTES_PER_CALL,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
+        **options: Any,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        self.config = ProducerConfig.of(config, options)
         self._client, self._stream = client, stream_name
-        self._max_attempts, self._base, self._cap = max_attempts, base_delay, max_delay
-        self._max_records = min(max_batch_records, MAX_RECORDS_PER_CALL)
-        self._max_bytes = min(max_batch_bytes, MAX_BYTES_PER_CALL)
-        self._sleep, self._rand = sleep, rand
-        self._lock = threading.Lock()  # guards buffer, pending result, metrics
-        self._send_lock = threading.Lock()  # one sender at a time keeps calls in order
-        self._buffer: deque[Record] = deque()
-        self._buffered_bytes = 0
-        self._pending = ProduceResult()  # results not yet returned by flush()
-        self._metrics = ProducerMetrics()
-        self._retry_round = 0
-        self._seq = 0
-        self._closed = False
+        self._clock = clock or SystemClock()
+        self._core = ProducerCore.for_config(self.config, rand)
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)  # the sender waits here for something to do
+        self._progress = threading.Condition(lock)  # putters and flushers wait for outcomes
+        self._sender: threading.Thread | None = None
+        self._sender_idle = False  # waiting for work with no timer armed
+        self._closing = self._closed = False
+        self._stopped: BaseException | None = None
 
-    def put(self, event: Event) -> None:
-        """Buffer one event (sending a call if the buffer now holds a full one)."""
-        self.put_many([event])
+    def put(self, event: Event, *, timeout: float | None = _DEFAULT) -> Future[Delivery]:
+        """Buffer one event; its future resolves to a ``Delivery`` or ``DeliveryFailed``.
 
-    def put_many(self, events: Iterable[Event]) -> None:
-        """Buffer events in order, sending each full call as soon as it is complete."""
-        for event in events:
-            record = Record.of(event)
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("producer is closed")
-                self._seq += 1
-                self._buffer.append(replace(record, seq=self._seq))
-                self._buffered_bytes += record.size
-                full = self._has_full_batch()
-            if full:
-                self._send(until=None)
-
-    def flush(self) -> ProduceResult:
-        """Send everything buffered; the result covers every event since the last ``flush``.
-
-        Events other threads put while the flush runs may ride along, but are not waited for.
+        Raises ``InvalidEvent`` for an event breaking the contract, ``ProducerClosed`` after
+        ``close``, and ``Backpressure`` when the buffer stays full (see ``ProducerConfig``;
+        ``timeout`` overrides ``put_timeout``).
         """
-        with self._lock:
-            until = self._seq
-        self._send(until)
-        with self._lock:
-            result, self._pending = self._pending, ProduceResult()
-        return result
+        return self.put_many([event], timeout=timeout)[0]
 
-    def close(self) -> ProduceResult:
-        """Flush and refuse further events. Returns the final ``flush`` result."""
-        with self._lock:
+    def put_many(
+        self, events: Iterable[Event], *, timeout: float | None = _DEFAULT
+    ) -> list[Future[Delivery]]:
+        """``put`` each event in order; one future per event. On ``Backpressure`` the events
+        before the one that did not fit are buffered (``accepted`` counts them)."""
+        records = [Record.of(event) for event in events]
+        futures: list[Future[Delivery]] = []
+        with self._work:
+            for record in records:
+                self._wait_for_room(record.size, timeout, len(futures))
+                future: Future[Delivery] = Future()
+                future.set_running_or_notify_cancel()  # a put cannot be taken back
+                self._core.add(record, self._clock.now(), future)
+                futures.append(future)
+            self._start_sender()
+            if self._sender_idle or self._core.due(self._clock.now()):
+                self._work.notify()  # else the sender's timer will see these in time
+        return futures
+
+    def flush(self, timeout: float | None = None) -> ProduceResult:
+        """Send everything put so far and wait for every outcome (``TimeoutError`` after
+        ``timeout`` seconds). The result covers every event resolved since the last flush:
+        ``sent`` counts the delivered, ``failed`` names each one not written."""
+        with self._work:
+            self._raise_if_stopped()
+            target = self._core.flush_through()
+            self._work.notify()
+            self._wait(lambda: self._core.resolved_through(target), timeout)
+            return self._core.take_result()
+
+    def close(self, timeout: float | None = None) -> ProduceResult:
+        """Flush, stop the sender and refuse further events; returns the final flush result.
+
+        Events still unresolved after ``timeout`` seconds are reported failed as
+        ``ProducerClosed`` (if a call is in flight, they may still have been written).
+        """
+        with self._work:
+            if self._closed:
+                return self._core.take_result()
+            self._closing = True
+            self._core.flush_through()
+            self._work.notify()
+            outcome, timed_out = Outcome(), False
+            try:
+                self._wait(lambda: self._core.idle or self._stopped is not None, timeout)
+            except TimeoutError:
+                now, timed_out = self._clock.now(), True
+                outcome = self._core.abandon("ProducerClosed", "closed before delivery", now)
+                self._work.notify()
             self._closed = True
-        return self.flush()
+            result = self._core.take_result()
+        _resolve(outcome)
+        if self._sender is not None and not timed_out:  # else it ends after its current call
+            self._sender.join()
+        return result
 
     @property
     def metrics(self) -> ProducerMetrics:
         """A snapshot of the counters."""
-        with self._lock:
-            return replace(self._metrics, failed=Counter(self._metrics.failed))
+        with self._work:
+            return self._core.metrics()
 
     def __enter__(self) -> EventProducer:
         return self
@@ -245,45 +160,105 @@ class EventProducer:
         if not result.ok and exc_type is None:
             raise ProduceError(result)
 
-    def _has_full_batch(self) -> bool:
-        return len(self._buffer) >= self._max_records or self._buffered_bytes > self._max_bytes
+    # under the lock
 
-    def _take(self, until: int | None) -> list[Record]:
-        """The next call's records: a full call when ``until`` is None, else while the buffer's
-        front was put at or before ``until``."""
-        with self._lock:
-            if not self._buffer:
-                return []
-            if not (self._has_full_batch() if until is None else self._buffer[0].seq <= until):
-                return []
-            head = [self._buffer[i] for i in range(min(self._max_records, len(self._buffer)))]
-            count = len(plan_batches(head, self._max_records, self._max_bytes)[0])
-            batch = [self._buffer.popleft() for _ in range(count)]
-            self._buffered_bytes -= sum(r.size for r in batch)
-            return batch
+    def _wait_for_room(self, size: int, timeout: float | None, accepted: int) -> None:
+        if self._closing or self._stopped is not None:
+            raise ProducerClosed("producer is closed")
+        if self._core.has_room(size):
+            return
+        if timeout is _DEFAULT:
+            timeout = 0.0 if self.config.on_full == "raise" else self.config.put_timeout
+        self._start_sender()
+        self._work.notify()
+        try:
+            self._wait(lambda: self._core.has_room(size) or self._closing, timeout)
+        except TimeoutError:
+            raise Backpressure(self._core.retry_after(self._clock.now()), accepted) from None
+        if self._closing or self._stopped is not None:
+            raise ProducerClosed("producer is closed")
 
-    def _give_back(self, records: list[Record]) -> None:
-        with self._lock:  # to the front, in order: nothing of their key may overtake them
-            self._buffer.extendleft(reversed(records))
-            self._buffered_bytes += sum(r.size for r in records)
+    def _wait(self, done: Callable[[], bool], timeout: float | None) -> None:
+        """Wait on ``_progress`` until ``done()``; ``TimeoutError`` after ``timeout``."""
+        deadline = None if timeout is None else self._clock.now() + timeout
+        while not done():
+            self._raise_if_stopped()
+            remaining = None if deadline is None else deadline - self._clock.now()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("producer: timed out waiting for outcomes")
+            self._clock.wait(self._progress, remaining)
 
-    def _send(self, until: int | None) -> None:
-        with self._send_lock:
-            while batch := self._take(until):
-                try:
-                    response = self._client.put_records(
-                        StreamName=self._stream,
-                        Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in batch],
-                    )
-                except Exception:
-                    self._give_back(batch)
-                    raise
-                sent, retry, failed = split_result(batch, response, self._max_attempts)
-                self._give_back(retry)
-                with self._lock:
-                    self._pending.sent += sent
-                    self._pending.failed.extend(failed)
-                    self._metrics.add(sent, len(retry), failed)
-                self._retry_round = self._retry_round + 1 if retry else 0
-                if retry:
-                    self._sleep(backoff_delay(self._retry_round, self._rand, self._base, self._cap))
+    def _raise_if_stopped(self) -> None:
+        if self._stopped is not None:
+            raise ProducerClosed(f"producer sender stopped: {self._stopped!r}")
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._run, name="EventProducer", daemon=True)
+            self._sender.start()
+
+    # the sender thread
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:  # a bug or an interpreter exit: report every event
+            log.exception("EventProducer sender stopped")
+            with self._work:
+                self._stopped = exc
+                outcome = self._core.abandon("ProducerStopped", repr(exc), self._clock.now())
+                self._progress.notify_all()
+            _resolve(outcome)
+
+    def _step(self) -> bool:
+        """One turn of the sender: refresh the shard map, make one call, or wait."""
+        with self._work:
+            now = self._clock.now()
+            refresh = self._core.shard_map_due(now)
+            batch = None if refresh else self._core.next_batch(now)
+            if not refresh and batch is None:
+                if self._closing and self._core.idle:
+                    return False
+                wake = self._core.next_wakeup(now)
+                self._sender_idle = wake is None
+                self._clock.wait(self._work, None if wake is None else max(0.0, wake - now))
+                self._sender_idle = False
+                return True
+        if refresh:
+            self._refresh_shard_map()
+            return True
+        assert batch is not None
+        started = self._clock.now()
+        try:
+            response = self._client.put_records(**batch.request(self._stream))
+        except Exception as exc:
+            failure = classify(exc)
+            log.log(logging.WARNING if failure.retryable else logging.ERROR, "PutRecords: %r", exc)
+            with self._work:
+                outcome = self._core.on_call_error(batch, failure, self._clock.now(), started)
+                self._progress.notify_all()
+        else:
+            with self._work:
+                outcome = self._core.on_response(batch, response, self._clock.now(), started)
+                self._progress.notify_all()
+        _resolve(outcome)
+        return True
+
+    def _refresh_shard_map(self) -> None:
+        try:
+            shard_map = load_shard_map(self._client, self._stream)
+        except Exception as exc:
+            log.warning("ListShards failed, not pacing by shard for now: %r", exc)
+            shard_map = None
+        with self._work:
+            self._core.update_shard_map(shard_map, self._clock.now())
+
+
+def _resolve(outcome: Outcome) -> None:
+    """Complete the futures of resolved events (outside the lock: callbacks may put)."""
+    for future, result in outcome.resolved:
+        if isinstance(result, Delivery):
+            future.set_result(result)
+        else:
+            future.set_exception(DeliveryFailed(result))

@@ -152,7 +152,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         async with pipeline(settings) as p:
             await p.runner.run(until_caught_up=args.until_caught_up)
-            print(f"consumed {p.runner.stats.records} records", file=sys.stderr)
+            print(f"consumed {p.runner.stats.events} events", file=sys.stderr)
 
     asyncio.run(run())
     return 0

@@ -106,7 +106,7 @@ def _send(
     kinesis: Any, stream: str, events: Sequence[Event], speed: float | None, err: TextIO
 ) -> tuple[list[FailedEvent], int]:
     """Replay through the producer, flushing each call so pacing holds; (failed, sent)."""
-    producer = EventProducer(kinesis, stream)
+    producer = EventProducer(kinesis, stream, aggregate=True)  # consumers de-aggregate
     failed: list[FailedEvent] = []
     sent = 0
 

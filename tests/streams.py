@@ -1,9 +1,14 @@
-"""Reading a Kinesis stream back in tests: every record of every shard, from the start."""
+"""Reading a Kinesis stream back in tests: every event of every shard, from the start.
+
+Records are decoded the way the consumers decode them (``consumers.runner.decode``), so
+KPL-aggregated records yield their events.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from consumers.runner import decode
 from producers.events import Event
 
 
@@ -17,7 +22,9 @@ def read_shards(kinesis: Any, stream: str) -> dict[str, list[Event]]:
         events = by_shard.setdefault(shard["ShardId"], [])
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            events += [Event.from_json(r["Data"]) for r in page["Records"]]
+            decoded, poison = decode(shard["ShardId"], page["Records"])
+            assert not poison, f"undecodable records in {stream}: {poison}"
+            events += [s.event for s in decoded]
             if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = page.get("NextShardIterator")

@@ -8,6 +8,7 @@ import pytest
 
 from consumers.features import FeatureProcessor
 from consumers.processor import Batch
+from feature_store.features import user_key
 from feature_store.online import OnlineStore
 from feature_store.rows import Row
 from feature_store.transforms import Sequenced
@@ -85,3 +86,24 @@ async def test_two_shards_writing_the_same_items_both_count(applied: Settings) -
         await processor.process_records(Batch("shardId-000000000001", other))
         doubled = {k: 2 * v for k, v in expected_totals(events).items()}
         assert await item_totals(store, events) == doubled
+
+
+async def test_user_records_of_aggregated_records_are_counted_once(applied: Settings) -> None:
+    # seven events per Kinesis record, as a KPL-aggregating producer would write them
+    events = [
+        Sequenced(e, SHARD, str(100 + i // 7), sub_sequence=i % 7)
+        for i, e in enumerate(synthetic_events(150, seed=4))
+    ]
+    async with async_client("dynamodb", applied) as dynamodb:
+        store = OnlineStore(dynamodb, applied.features_table)
+        processor = FeatureProcessor(store)
+        await processor.process_records(Batch(SHARD, events[:100]))
+        await processor.process_records(Batch(SHARD, events[:100]))  # redelivered whole
+        await processor.process_records(Batch(SHARD, events[52:]))  # overlap inside a record
+        assert await item_totals(store, events) == expected_totals(events)
+        user_id = events[-1].event.user_id
+        user = await store.user(user_id)
+        assert user is not None
+        assert user.events == sum(1 for s in events if s.event.user_id == user_id)
+        (row,) = await store.read_rows([user_key(user_id)])
+        assert row is not None and row.marks[SHARD] == events[-1].mark == "121:2"

@@ -280,7 +280,8 @@ class DownKinesis:
 
 
 async def test_a_producer_that_raises_reports_every_event_failed() -> None:
-    publisher = ThreadedPublisher(EventProducer(DownKinesis(), "events"))
+    # the producer retries a failed call (connection errors are transient): at once, here
+    publisher = ThreadedPublisher(EventProducer(DownKinesis(), "events", base_delay=0.0))
     async with _http(_app(IngestConfig(publisher, KEYS))) as http:
         response = await _post(http, [_raw(0), _raw(1)])
     assert response.status_code == 503

@@ -1,0 +1,140 @@
+"""Per-key order: each partition key's unresolved records, and which keys may send next.
+
+A key's records form a FIFO. Only the front of a key (with aggregation, a run at the front) is
+ever in a call; the rest are held back until it is resolved. Keys whose front can be sent are
+ready, grouped by shard (as the shard map says; one group without a map), each group a heap by
+put order; ``ready_keys`` merges the groups oldest first and skips a paced shard's whole group
+at once, so a hot shard costs nothing to pass over. Keys whose front failed with a retryable
+code wait in a heap until their retry is due, then are ready again, ahead of younger keys.
+Pure data structure: the core decides, this keeps the books.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Iterator
+
+from producers.batching import IN_FLIGHT, QUEUED, WAITING, Pending
+
+ShardOf = Callable[[str], str | None]
+
+
+class KeySchedule:
+    """The FIFOs of every key with unresolved records, the ready groups and the waiting heap."""
+
+    def __init__(self, shard_of: ShardOf | None = None) -> None:
+        self._shard_of: ShardOf = shard_of or (lambda _key: None)
+        self._queues: dict[str, deque[Pending]] = {}
+        self._ready: dict[str | None, list[tuple[int, str]]] = {}  # shard -> [(front seq, key)]
+        self._waiting: list[tuple[float, int, str]] = []  # (due, front seq, key)
+        self.ready_count = 0  # ready keys
+        self.ready_bytes = 0  # bytes of the ready fronts
+        self.ready_retries = 0  # ready fronts that were sent before
+
+    def append(self, pending: Pending) -> None:
+        """Queue a new record behind its key's earlier ones (a new key is ready at once)."""
+        key = pending.record.partition_key
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+            self._push_ready(key, pending)
+        queue.append(pending)
+
+    def regroup(self) -> None:
+        """Sort the ready keys into shard groups again (after the shard map changed)."""
+        entries = [entry for heap in self._ready.values() for entry in heap]
+        self._ready = {}
+        for entry in entries:
+            heapq.heappush(self._ready.setdefault(self._shard_of(entry[1]), []), entry)
+
+    def oldest_ready(self) -> Pending | None:
+        """The front of the ready key put first."""
+        tops = [heap[0] for heap in self._ready.values() if heap]
+        return self._queues[min(tops)[1]][0] if tops else None
+
+    def next_due(self) -> float | None:
+        """When the first waiting key's retry is due."""
+        return self._waiting[0][0] if self._waiting else None
+
+    def promote(self, now: float) -> None:
+        """Keys whose retry is due become ready again."""
+        while self._waiting and self._waiting[0][0] <= now:
+            _, _, key = heapq.heappop(self._waiting)
+            queue = self._queues[key]
+            for pending in queue:
+                if pending.state != WAITING:
+                    break
+                pending.state = QUEUED
+            self._push_ready(key, queue[0])
+
+    def ready_keys(self, paced: Container[str | None]) -> Iterator[tuple[str, str | None]]:
+        """Pop ready ``(key, shard)`` oldest first across shards, passing over the groups of
+        shards in ``paced`` (checked as it goes). The caller ``send``s or ``skip``s each."""
+        tops = [(heap[0][0], shard) for shard, heap in self._ready.items() if heap]
+        heapq.heapify(tops)
+        while tops:
+            _, shard = heapq.heappop(tops)
+            if shard in paced:
+                continue
+            heap = self._ready[shard]
+            _, key = heapq.heappop(heap)
+            self.ready_count -= 1
+            yield key, shard
+            if heap:
+                heapq.heappush(tops, (heap[0][0], shard))
+
+    def queue(self, key: str) -> deque[Pending]:
+        """The unresolved records of ``key``, oldest first."""
+        return self._queues[key]
+
+    def skip(self, keys: Iterable[str]) -> None:
+        """Keys popped by ``ready_keys`` and not sent: ready again, in their place."""
+        for key in keys:
+            heapq.heappush(
+                self._ready.setdefault(self._shard_of(key), []), (self._queues[key][0].seq, key)
+            )
+            self.ready_count += 1
+
+    def send(self, key: str, count: int) -> None:
+        """The first ``count`` records of a popped key are now in flight."""
+        queue = self._queues[key]
+        self.ready_bytes -= queue[0].record.size
+        self.ready_retries -= queue[0].attempts > 0
+        for index in range(count):
+            pending = queue[index]
+            pending.state, pending.attempts = IN_FLIGHT, pending.attempts + 1
+
+    def remove(self, pending: Pending) -> None:
+        """Forget a resolved record (it is at or near the front of its key)."""
+        self._queues[pending.record.partition_key].remove(pending)
+
+    def settle(self, keys: Iterable[str], now: float, delay: Callable[[int], float]) -> None:
+        """After a call: each of its keys becomes ready, waits ``delay(attempts)`` for its
+        retry, or is dropped when it has nothing left."""
+        for key in keys:
+            queue = self._queues.get(key)
+            if queue is None:  # abandoned meanwhile
+                continue
+            if not queue:
+                del self._queues[key]
+            elif queue[0].state == WAITING:
+                due = now + delay(queue[0].attempts)
+                heapq.heappush(self._waiting, (due, queue[0].seq, key))
+            elif queue[0].state == QUEUED:
+                self._push_ready(key, queue[0])
+
+    def drain(self) -> list[Pending]:
+        """Every record held, removed from the schedule (for abandoning them)."""
+        held = [pending for queue in self._queues.values() for pending in queue]
+        self._queues.clear()
+        self._ready.clear()
+        self._waiting.clear()
+        self.ready_count = self.ready_bytes = self.ready_retries = 0
+        return held
+
+    def _push_ready(self, key: str, front: Pending) -> None:
+        heapq.heappush(self._ready.setdefault(self._shard_of(key), []), (front.seq, key))
+        self.ready_count += 1
+        self.ready_bytes += front.record.size
+        self.ready_retries += front.attempts > 0
