@@ -102,7 +102,13 @@ class EmbeddedRunner:
         shards = await self._list_shards()
         for shard_id in shards:
             self.stats.shards[shard_id] = ShardProgress()
-        await asyncio.gather(*(self._run_shard(s, stop, until_caught_up) for s in shards))
+        # a TaskGroup cancels the other shards when one fails, so no shard runs on unobserved
+        try:
+            async with asyncio.TaskGroup() as group:
+                for shard_id in shards:
+                    group.create_task(self._run_shard(shard_id, stop, until_caught_up))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from failed  # the first failure; the others are chained
 
     async def _list_shards(self) -> list[str]:
         shards: list[str] = []

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     )
     glue_database: str = Field("streamrec", description="Glue database of the lake.")
     glue_events_table: str = Field("events", description="Glue table over the event Parquet.")
+    get_records_limit: int = Field(
+        10_000, ge=1, le=10_000, description="Records per GetRecords call (Kinesis's maximum)."
+    )
     app_name: str = Field("streamrec", description="Consumer application name (checkpoints).")
     redis_url: str | None = Field(
         None, description="Redis for the recommendation cache; process memory when unset."

@@ -29,6 +29,7 @@ from producers.producer import EventProducer
 from streamrec.wiring import Pipeline, pipeline, recommender_app
 
 PRODUCE_CHUNK = 2_000
+DEMO_GET_RECORDS_LIMIT = 200
 
 
 @contextmanager
@@ -43,6 +44,9 @@ def stack(settings: Settings, kind: str) -> Iterator[Settings]:
 
 def run_demo(settings: Settings, *, events: int | None, exit_after: bool, kind: str) -> dict:
     """Run every stage; returns (and prints) the summary."""
+    if "get_records_limit" not in settings.model_fields_set:
+        # aggregated records hold tens of events each: smaller reads keep the progress bar moving
+        settings = settings.model_copy(update={"get_records_limit": DEMO_GET_RECORDS_LIMIT})
     with stack(settings, kind) as settings:
         apply(settings, log=lambda line: print(f"infra: {line}", file=sys.stderr))
         loaded = load_movielens(events)

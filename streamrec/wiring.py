@@ -70,6 +70,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
             DynamoCheckpointer(clients.dynamodb, settings.checkpoints_table, settings.app_name),
             [features, lander],
             DeadLetterSink(clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix),
+            limit=settings.get_records_limit,
         )
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
 
