@@ -5,6 +5,11 @@ list), folds in the events each row has not seen yet (those above the row's high
 this shard), and writes every row at most once, conditionally on the version it read. A rejected
 write is retried from a fresh read, so the recomputation uses only the records above the stored
 mark: redelivery, crashes between writes and re-batching never double count.
+
+Item rows are written before user rows. Co-visitation pairs come from the user's history, and
+only a user row that has not taken an event yet holds the exact history before it (the recent
+list is deduplicated and bounded, so an event cannot be taken out again). Written last, a user
+row's mark also proves that the items took every event at or below it.
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ from feature_store.features import (
     user_key,
 )
 from feature_store.online import BATCH_GET_LIMIT, OnlineStore
+from feature_store.positions import BEFORE_ALL
 from feature_store.rows import Row
 from feature_store.transforms import (
     Sequenced,
     covisit_pairs,
     fold_item,
     fold_user,
-    history_before,
     merge_popular,
 )
 
@@ -86,21 +91,26 @@ class FeatureProcessor:
             stored = user_rows[user_key(user_id)]
             state = stored.features if stored else UserFeatures(user_id)
             assert isinstance(state, UserFeatures)
-            history = history_before(state, shard, events[0].position)
             for s in events:
                 deltas[s.event.item_id].events.append(s)
-            for item_id, other, source in covisit_pairs(history, events):
+            # user rows are written after every item row of the batch: events at or below the
+            # user's mark already took effect on the items, and the stored state is exactly the
+            # user's history before the events above it
+            mark = stored.mark(shard) if stored else BEFORE_ALL
+            new = [s for s in events if s.position > mark]
+            for item_id, other, source in covisit_pairs(state, new):
                 deltas[item_id].covisits.append((other, source))
 
-        users = {u: _user_compute(u, events, shard, last) for u, events in by_user.items()}
-        written = await self._apply_all({user_key(u): c for u, c in users.items()}, user_rows)
         items = {item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()}
         keys = list(items)
+        written: list[Row | None] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             # read each chunk just before writing it: a short read-write window, few conflicts
             chunk = keys[start : start + BATCH_GET_LIMIT]
-            stored = dict(zip(chunk, await self._store.read_rows(chunk), strict=True))
-            written += await self._apply_all({k: items[k] for k in chunk}, stored)
+            stored_items = dict(zip(chunk, await self._store.read_rows(chunk), strict=True))
+            written += await self._apply_all({k: items[k] for k in chunk}, stored_items)
+        users = {u: _user_compute(u, events, shard, last) for u, events in by_user.items()}
+        await self._apply_all({user_key(u): c for u, c in users.items()}, user_rows)
         totals = [
             (row.features.item_id, row.features.total)
             for row in written
@@ -112,9 +122,17 @@ class FeatureProcessor:
     async def _apply_all(
         self, computes: dict[str, Compute], stored: dict[str, Row | None]
     ) -> list[Row | None]:
-        return list(
-            await asyncio.gather(*(self._apply(k, c, stored[k]) for k, c in computes.items()))
-        )
+        """Apply every row concurrently. If one write fails the others are cancelled and awaited
+        before the error propagates, so no write of the batch lands after ``process_records``
+        raised (``gather`` would leave them running against a runtime that moved on)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._apply(k, c, stored[k])) for k, c in computes.items()
+                ]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from failed
+        return [task.result() for task in tasks]
 
     async def _apply(
         self, key: str, compute: Compute, stored: Row | None, prefetch: bool = True

@@ -23,11 +23,10 @@ from botocore.exceptions import ClientError
 
 from consumers.checkpoints import SHARD_END, DynamoCheckpointer
 from consumers.dead_letter import DeadLetterSink, Poison
+from consumers.decoding import RawRecord, decode_raw
 from consumers.processor import Batch, RecordProcessor
 from feature_store.transforms import Sequenced
 from infra.errors import error_code, translate
-from producers.aggregation import deaggregate
-from producers.events import Event, InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -192,39 +191,20 @@ class EmbeddedRunner:
 
 
 def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
-    """Split GetRecords output into valid events (in order) and poison records.
-
-    A KPL-aggregated record yields its user records, in order, each with its sub-sequence
-    number; a user record that is not a valid event is poison like any other record.
-    """
-    events: list[Sequenced] = []
-    poison: list[Poison] = []
-    for record in records:
-        arrival_ms = int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)
-        seq = record["SequenceNumber"]
-        users = deaggregate(record["Data"])
-        parts = (
-            [(None, record["PartitionKey"], record["Data"])]
-            if users is None
-            else [(sub, user.partition_key, user.data) for sub, user in enumerate(users)]
-        )
-        for sub, key, data in parts:
-            item = _decode_one(shard_id, seq, arrival_ms, key, data, sub)
-            if isinstance(item, Poison):
-                poison.append(item)
-            else:
-                events.append(item)
-    return events, poison
-
-
-def _decode_one(
-    shard_id: str, seq: str, arrival_ms: int, key: str, data: bytes, sub: int | None
-) -> Sequenced | Poison:
-    try:
-        event = Event.from_json(data)
-    except InvalidEvent as exc:
-        return Poison(shard_id, seq, key, data, arrival_ms, str(exc), sub_sequence=sub)
-    return Sequenced(event, shard_id, seq, arrival_ms, sub or 0)
+    """Split GetRecords output into valid events (in order) and poison records (see
+    ``consumers.decoding.decode_raw``: KPL aggregates yield their user records)."""
+    return decode_raw(
+        shard_id,
+        (
+            RawRecord(
+                r["SequenceNumber"],
+                r["PartitionKey"],
+                r["Data"],
+                int(r["ApproximateArrivalTimestamp"].timestamp() * 1000),
+            )
+            for r in records
+        ),
+    )
 
 
 async def _sleep_until(deadline: float, stop: asyncio.Event) -> None:

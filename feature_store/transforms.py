@@ -82,20 +82,6 @@ def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentIt
     return [*others[:index], entry, *others[index:]]
 
 
-def history_before(state: UserFeatures, shard_id: str, first_position: Position) -> UserFeatures:
-    """The user's state with every entry at or after ``first_position`` of ``shard_id`` removed.
-
-    Co-visitation pairs of a batch are derived from this state, so they come out the same whether
-    or not the user row already took the batch (a replay after a crash between two writes).
-    """
-    kept = tuple(
-        r
-        for r in state.recent
-        if r.shard_id != shard_id or Position.parse(r.sequence_number) < first_position
-    )
-    return replace(state, recent=kept)
-
-
 def covisit_pairs(
     history: UserFeatures, events: Sequence[Sequenced]
 ) -> list[tuple[str, str, Sequenced]]:

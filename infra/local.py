@@ -1,5 +1,8 @@
 """The embedded local stack: moto's server started in this process on 127.0.0.1 and a free port.
 
+``python -m infra.local --port P`` runs the same server in the foreground until it is killed: a
+stack that outlives the processes using it (``streamrec chaos`` kills its consumer with SIGKILL).
+
 moto's own ``ThreadedMotoServer`` finds the service of every request by listing moto's package
 directory on disk (``list_of_moto_modules``), which took 40% of the demo's CPU. The server here is
 the same werkzeug server and moto dispatcher with that lookup memoised per host: the host of a
@@ -8,6 +11,7 @@ request names the same service every time.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
@@ -48,19 +52,23 @@ class _MemoisedDispatcher(DomainDispatcherApplication):
         return self._backends[host]
 
 
-@contextmanager
-def embedded_stack(port: int | None = None) -> Iterator[str]:
-    """Run moto on 127.0.0.1 for the duration of the block; yields its endpoint URL."""
+def _server(port: int | None) -> Any:
     for name, value in _DUMMY_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call
-    server = make_server(
+    return make_server(
         "127.0.0.1",
         port or 0,
         _MemoisedDispatcher(),
         threaded=True,
         request_handler=MotoRequestHandler,
     )
+
+
+@contextmanager
+def embedded_stack(port: int | None = None) -> Iterator[str]:
+    """Run moto on 127.0.0.1 for the duration of the block; yields its endpoint URL."""
+    server = _server(port)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
     try:
@@ -69,3 +77,14 @@ def embedded_stack(port: int | None = None) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def serve_forever(port: int) -> None:
+    """Run moto on 127.0.0.1:``port`` in the foreground until the process is stopped."""
+    _server(port).serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__)
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    serve_forever(parser.parse_args().port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     consume = sub.add_parser("consume", help="run the embedded consumer runner")
     consume.add_argument("--until-caught-up", action="store_true", help="stop at the stream tip")
     consume.set_defaults(func=_consume)
+
+    chaos = sub.add_parser(
+        "chaos", help="kill the consumer at random points; its features must equal a clean run's"
+    )
+    chaos.add_argument("--events", type=int, required=True, help="synthetic events to replay")
+    chaos.add_argument("--kills", type=int, required=True, help="SIGKILLs of the consumer")
+    chaos.add_argument("--seed", type=int, default=0, help="seed of the events and kill times")
+    chaos.add_argument("--json", action="store_true", help="print one JSON line")
+    chaos.set_defaults(func=_chaos)
 
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
@@ -156,6 +166,18 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.chaos import run_chaos
+
+    report = run_chaos(settings, events=args.events, kills=args.kills, seed=args.seed)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for name, value in report.items():
+            print(f"{name}: {value}")
+    return 0 if report["identical"] else 1
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,3 +34,20 @@ def read_shards(kinesis: Any, stream: str) -> dict[str, list[Event]]:
 def read_stream(kinesis: Any, stream: str) -> list[Event]:
     """Every event of ``stream``, shard after shard."""
     return [e for events in read_shards(kinesis, stream).values() for e in events]
+
+
+def read_records(kinesis: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
+    """Every raw GetRecords record of ``stream`` (poison included), by shard id, in order."""
+    by_shard: dict[str, list[dict[str, Any]]] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = by_shard.setdefault(shard["ShardId"], [])
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            records += page["Records"]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+    return by_shard

@@ -12,6 +12,7 @@ from feature_store.features import user_key
 from feature_store.online import OnlineStore
 from feature_store.rows import Row
 from feature_store.transforms import Sequenced
+from infra.apply import apply
 from infra.clients import async_client
 from infra.settings import Settings
 from producers.synthetic import synthetic_events
@@ -64,7 +65,7 @@ async def test_a_crash_between_writes_then_redelivery_does_not_double_count(
     applied: Settings,
 ) -> None:
     events = sequenced(120)
-    users = len({s.event.user_id for s in events})  # user rows are written first, then items
+    users = len({s.event.user_id for s in events})
     async with async_client("dynamodb", applied) as dynamodb:
         crashing = FeatureProcessor(CrashAfter(dynamodb, applied.features_table, users + 20))
         with pytest.raises(ConnectionError):
@@ -107,3 +108,42 @@ async def test_user_records_of_aggregated_records_are_counted_once(applied: Sett
         assert user.events == sum(1 for s in events if s.event.user_id == user_id)
         (row,) = await store.read_rows([user_key(user_id)])
         assert row is not None and row.marks[SHARD] == events[-1].mark == "121:2"
+
+
+class Recording(OnlineStore):
+    """Remembers the key of every row written, in order."""
+
+    def __init__(self, client: object, table: str) -> None:
+        super().__init__(client, table)
+        self.keys: list[str] = []
+
+    async def write_row(self, row: Row) -> bool:
+        self.keys.append(row.key)
+        return await super().write_row(row)
+
+
+async def test_a_crash_after_some_user_rows_took_the_batch_keeps_covisits_exact(
+    applied: Settings,
+) -> None:
+    """Replayed co-visitation pairs come from the user's history before the batch, which a user
+    row that already took the batch no longer holds (its recent list is deduplicated)."""
+    events = sequenced(200)
+    first, second = Batch(SHARD, events[:100]), Batch(SHARD, events[100:])
+    crashed = applied.model_copy(update={"features_table": applied.features_table + "-crashed"})
+    apply(crashed)
+    async with async_client("dynamodb", applied) as dynamodb:
+        clean = Recording(dynamodb, applied.features_table)
+        await FeatureProcessor(clean).process_records(first)
+        clean.keys.clear()
+        await FeatureProcessor(clean).process_records(second)
+        users_from = next(i for i, k in enumerate(clean.keys) if k.startswith("user#"))
+
+        store = OnlineStore(dynamodb, crashed.features_table)
+        await FeatureProcessor(store).process_records(first)
+        crashing = CrashAfter(dynamodb, crashed.features_table, users_from + 3)
+        with pytest.raises(ConnectionError):
+            await FeatureProcessor(crashing).process_records(second)
+        await FeatureProcessor(store).process_records(second)  # redelivered after the crash
+
+        ids = sorted({s.event.item_id for s in events})
+        assert await store.items(ids) == await clean.items(ids)

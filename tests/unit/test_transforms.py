@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from feature_store.features import COVIS_WINDOW, RECENT_ITEMS, ItemFeatures, Popular, UserFeatures
-from feature_store.positions import Position
 from feature_store.transforms import (
     Sequenced,
     covisit_pairs,
     fold_item,
     fold_user,
-    history_before,
     merge_popular,
 )
 from producers.events import Event
@@ -56,12 +54,6 @@ def test_covisit_pairs_go_both_ways_within_the_window() -> None:
     many = [seq(n, f"i{n}") for n in range(COVIS_WINDOW + 3)]
     last = [(a, b) for a, b, s in covisit_pairs(UserFeatures("u1"), many) if s is many[-1]]
     assert len(last) == 2 * COVIS_WINDOW
-
-
-def test_history_before_drops_this_batchs_entries_of_this_shard() -> None:
-    state = fold_user(UserFeatures("u1"), [seq(1, "a"), seq(5, "b"), seq(6, "c")])
-    assert [r.item_id for r in history_before(state, "shard-0", Position(5)).recent] == ["a"]
-    assert len(history_before(state, "other-shard", Position(5)).recent) == 3
 
 
 def test_fold_item_counts_per_type_and_keeps_top_covisits() -> None:
