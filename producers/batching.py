@@ -26,25 +26,41 @@ QUEUED, IN_FLIGHT, WAITING, RESOLVED = 0, 1, 2, 3
 @dataclass(slots=True, eq=False)
 class Pending:
     """A record the producer holds until its outcome is known. ``token`` is the driver's
-    (a future); ``attempts`` counts the calls that carried it."""
+    (a future, or ``None`` when nobody asked for one); ``attempts`` counts the calls that
+    carried it.
 
-    record: Record
+    It holds the record's fields rather than the ``Record``: one object per held event instead
+    of two. Held events live long enough to reach CPython's oldest GC generation, and each
+    object there makes every full collection longer and the next one come sooner.
+    """
+
+    event_id: str
+    partition_key: str
+    data: bytes
+    size: int  # data plus partition key, as ``Record.size``
     seq: int
     added_at: float
     token: Any = None
     attempts: int = 0
     state: int = QUEUED
 
+    @property
+    def record(self) -> Record:
+        """The record held (a new ``Record`` of the same fields)."""
+        return Record(self.event_id, self.partition_key, self.data)
+
 
 @dataclass(slots=True, eq=False)
 class Entry:
-    """One Kinesis record of a call: one event, or several as a KPL-aggregated record."""
+    """One Kinesis record of a call: one event, or several as a KPL-aggregated record.
+    ``size`` is its bytes against the call's limit (data plus partition key), once sealed."""
 
     items: list[Pending]
     shard: str | None
     aggregate: Aggregate | None = None
     partition_key: str = ""
     data: bytes = b""
+    size: int = 0
 
     @property
     def aggregated(self) -> bool:
@@ -56,14 +72,10 @@ class Entry:
         if self.aggregated:
             assert self.aggregate is not None
             self.partition_key, self.data = self.aggregate.partition_key, self.aggregate.to_bytes()
+            self.size = len(self.data) + len(self.partition_key.encode())
         else:
-            record = self.items[0].record
-            self.partition_key, self.data = record.partition_key, record.data
-
-    @property
-    def size(self) -> int:
-        """Bytes against the call's limit (after ``seal``)."""
-        return len(self.data) + len(self.partition_key.encode())
+            first = self.items[0]
+            self.partition_key, self.data, self.size = first.partition_key, first.data, first.size
 
 
 @dataclass(slots=True, eq=False)
@@ -89,6 +101,7 @@ class CallPacker:
         self, config: ProducerConfig, limiter: ShardRateLimiter | None, now: float
     ) -> None:
         self._config, self._limiter, self._now = config, limiter, now
+        self._max_records, self._max_bytes = config.max_batch_records, config.max_batch_bytes
         self.entries: list[Entry] = []
         self.nbytes = 0
         self.full = False
@@ -102,16 +115,26 @@ class CallPacker:
             return 0
         if self._config.aggregate:
             return self._offer_aggregated(queue, shard)
+        # the plain path, once per event sent: _fits and _add_entry written out
         first = queue[0]
-        if not self._fits(first.record.size) or not self._pay(shard, 1, first.record.size):
+        size, entries = first.size, self.entries
+        if entries and (len(entries) >= self._max_records or self.nbytes + size > self._max_bytes):
+            self.full = True
             return 0
-        self._add_entry(Entry([first], shard), first.record.size)
+        if not self._pay(shard, 1, size):
+            return 0
+        entries.append(Entry([first], shard, None, first.partition_key, first.data, size))
+        self.nbytes += size
+        if len(entries) >= self._max_records:
+            self.full = True
         return 1
 
     def finish(self) -> Batch | None:
         """The call, its entries sealed; ``None`` when nothing was taken."""
         if not self.entries:
             return None
+        if not self._config.aggregate:  # plain entries are sealed already
+            return Batch(self.entries, self.nbytes, len(self.entries))
         for entry in self.entries:
             entry.seal()
         nbytes = sum(e.size for e in self.entries)
@@ -126,7 +149,7 @@ class CallPacker:
         return True
 
     def _max(self) -> int:
-        return self._config.max_batch_bytes
+        return self._max_bytes
 
     def _pay(self, shard: str | None, records: int, nbytes: int) -> bool:
         if shard is None or self._limiter is None:
@@ -143,39 +166,38 @@ class CallPacker:
             self.full = True
 
     def _offer_aggregated(self, queue: Sequence[Pending], shard: str | None) -> int:
-        group = shard if shard is not None else queue[0].record.partition_key
+        group = shard if shard is not None else queue[0].partition_key
         entry = self._open.get(group)
         taken = 0
         for pending in queue:
-            record = pending.record
-            if entry is None or entry.aggregate is None or not self._room(entry, record):
+            if entry is None or entry.aggregate is None or not self._room(entry, pending):
                 if taken:  # a key's records never span two entries of one call
                     break
-                entry = self._open_entry(group, shard, record)
+                entry = self._open_entry(group, shard, pending)
                 if entry is None:
                     break
-            elif not self._fits_grow(entry, record) or not self._pay(shard, 0, record.size):
+            elif not self._fits_grow(entry, pending) or not self._pay(shard, 0, pending.size):
                 break
             self._grow(entry, pending)
             taken += 1
         return taken
 
-    def _room(self, entry: Entry, record: Record) -> bool:
+    def _room(self, entry: Entry, pending: Pending) -> bool:
         assert entry.aggregate is not None
-        cost = entry.aggregate.cost(record.partition_key, record.data)
+        cost = entry.aggregate.cost(pending.partition_key, pending.data)
         return entry.aggregate.size + cost <= self._config.aggregate_max_bytes
 
-    def _fits_grow(self, entry: Entry, record: Record) -> bool:
+    def _fits_grow(self, entry: Entry, pending: Pending) -> bool:
         assert entry.aggregate is not None
-        if self.nbytes + entry.aggregate.cost(record.partition_key, record.data) > self._max():
+        if self.nbytes + entry.aggregate.cost(pending.partition_key, pending.data) > self._max():
             self.full = True
             return False
         return True
 
-    def _open_entry(self, group: str, shard: str | None, record: Record) -> Entry | None:
+    def _open_entry(self, group: str, shard: str | None, pending: Pending) -> Entry | None:
         aggregate = Aggregate()
-        start = aggregate.size + aggregate.cost(record.partition_key, record.data)
-        if not self._fits(start) or not self._pay(shard, 1, record.size):
+        start = aggregate.size + aggregate.cost(pending.partition_key, pending.data)
+        if not self._fits(start) or not self._pay(shard, 1, pending.size):
             return None
         entry = Entry([], shard, aggregate)
         self._add_entry(entry, aggregate.size)
@@ -185,6 +207,6 @@ class CallPacker:
     def _grow(self, entry: Entry, pending: Pending) -> None:
         assert entry.aggregate is not None
         before = entry.aggregate.size
-        entry.aggregate.add(pending.record.partition_key, pending.record.data)
+        entry.aggregate.add(pending.partition_key, pending.data)
         self.nbytes += entry.aggregate.size - before
         entry.items.append(pending)

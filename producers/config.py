@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from producers.ratelimit import SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S
-from producers.records import MAX_BYTES_PER_CALL, MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL
+from producers.records import (
+    HELD_OVERHEAD_BYTES,
+    MAX_BYTES_PER_CALL,
+    MAX_RECORD_BYTES,
+    MAX_RECORDS_PER_CALL,
+)
 
 OnFull = Literal["block", "raise"]
 
@@ -20,7 +25,8 @@ class ProducerConfig:
     ``linger`` seconds (``None``: only on ``flush``/``close``, or when the buffer is half full).
     Retries: an entry is carried by at most ``max_attempts`` calls, waiting
     ``uniform(0, min(max_delay, base_delay * 2**(n-1)))`` before the n-th retry (full jitter).
-    Buffer: at most ``buffer_events`` events and ``buffer_bytes`` bytes held, whether queued, in
+    Buffer: at most ``buffer_events`` events and ``buffer_bytes`` bytes of memory held (each event
+    counts its wire bytes plus ``records.HELD_OVERHEAD_BYTES``), whether queued, in
     flight or waiting to be retried. When full, ``put`` blocks up to ``put_timeout`` seconds
     (``None``: as long as it takes) with ``on_full="block"``, or raises ``Backpressure`` at once
     with ``on_full="raise"``. Pacing (``rate_limit``): per-shard token buckets at
@@ -53,7 +59,8 @@ class ProducerConfig:
         _check(self.max_attempts >= 1, "max_attempts", ">= 1")
         _check(0 <= self.base_delay <= self.max_delay, "base_delay", "0..max_delay")
         _check(self.buffer_events >= 1, "buffer_events", ">= 1")
-        _check(self.buffer_bytes >= MAX_RECORD_BYTES, "buffer_bytes", ">= 1 MiB")
+        room = MAX_RECORD_BYTES + HELD_OVERHEAD_BYTES  # the largest record must fit
+        _check(self.buffer_bytes >= room, "buffer_bytes", f">= {room} (1 MiB and its overhead)")
         _check(self.on_full in ("block", "raise"), "on_full", "'block' or 'raise'")
         _check(self.put_timeout is None or self.put_timeout >= 0, "put_timeout", "None or >= 0")
         _check(self.shard_records_per_s > 0 < self.shard_bytes_per_s, "shard rates", "> 0")

@@ -20,9 +20,17 @@ from producers.batching import RESOLVED, WAITING, Batch, CallPacker, Entry, Pend
 from producers.config import ProducerConfig
 from producers.errors import RETRYABLE_CODES, CallFailure, RecordTooLarge
 from producers.metrics import THROTTLED, MetricsRecorder, ProducerMetrics
-from producers.outcomes import Ledger, Outcome, Result
+from producers.outcomes import Ledger, Outcome
 from producers.ratelimit import ShardRateLimiter
-from producers.records import MAX_RECORD_BYTES, Delivery, FailedEvent, ProduceResult, Record
+from producers.records import (
+    HELD_OVERHEAD_BYTES,
+    MAX_RECORD_BYTES,
+    Delivery,
+    Encoded,
+    FailedEvent,
+    ProduceResult,
+    Record,
+)
 from producers.schedule import KeySchedule
 from producers.shards import ShardMap
 
@@ -61,17 +69,22 @@ class ProducerCore:
         """True if a record of ``size`` bytes fits the buffer now."""
         cfg = self.config
         ledger = self._ledger
-        return ledger.events < cfg.buffer_events and ledger.bytes + size <= cfg.buffer_bytes
+        held = ledger.bytes + size + HELD_OVERHEAD_BYTES
+        return ledger.events < cfg.buffer_events and held <= cfg.buffer_bytes
 
     def add(self, record: Record, now: float, token: Any = None) -> int:
         """Buffer ``record`` (the caller checked ``has_room``); returns its put order number."""
-        if record.size > MAX_RECORD_BYTES:
-            raise RecordTooLarge(f"{record.event_id}: {record.size} bytes, at most 1 MiB")
-        self._seq += 1
-        pending = Pending(record, self._seq, now, token)
+        return self.add_encoded(record.fields, now, token)
+
+    def add_encoded(self, fields: Encoded, now: float, token: Any = None) -> int:
+        """``add`` for a record's fields (``records.encode``): no ``Record`` is made."""
+        if fields[3] > MAX_RECORD_BYTES:
+            raise RecordTooLarge(f"{fields[0]}: {fields[3]} bytes, at most 1 MiB")
+        self._seq = seq = self._seq + 1
+        pending = Pending(*fields, seq, now, token)
         self._schedule.append(pending)
         self._ledger.hold(pending)
-        return self._seq
+        return seq
 
     def retry_after(self, now: float) -> float:
         """A guess of how long until the buffer has room: the next send plus one call."""
@@ -100,10 +113,10 @@ class ProducerCore:
         if not self._due(now):
             return None
         packer, skipped = CallPacker(self.config, self._limiter, now), []
-        for key, shard in self._schedule.ready_keys(packer.paced):
-            taken = packer.offer(self._schedule.queue(key), shard)
+        for key, shard, queue in self._schedule.ready_keys(packer.paced):
+            taken = packer.offer(queue, shard)
             if taken:
-                self._schedule.send(key, taken)
+                self._schedule.send(queue, taken)
             else:
                 skipped.append(key)
             if packer.full:
@@ -164,15 +177,21 @@ class ProducerCore:
             failure = CallFailure("InvalidResponse", message, retryable=True, maybe_written=True)
             return self.on_call_error(batch, failure, now, started)
         self._metrics.call(len(batch.entries), batch.nbytes, now - started)
-        outcome = Outcome()
+        outcome, shards = Outcome(), set()
+        plain = batch.records == len(batch.entries)  # no entry is an aggregate
         for entry, answer in zip(batch.entries, answers, strict=True):
             code = answer.get("ErrorCode")
             if not code:
-                self._deliver(entry, answer, now, outcome)
+                shards.add(
+                    self._deliver(entry, not plain and entry.aggregated, answer, now, outcome)
+                )
                 continue
             self._metrics.throttled += code == THROTTLED
             message = answer.get("ErrorMessage", "")
             self._retry_or_fail(entry.items, code, message, code in RETRYABLE_CODES, now, outcome)
+        if self._limiter is not None:
+            for shard in shards:
+                self._limiter.saw_shard(shard)
         self._settle(batch, now)
         return outcome
 
@@ -194,22 +213,30 @@ class ProducerCore:
         """Fail every record still held (queued, in flight or waiting) with ``code``."""
         outcome = Outcome()
         for pending in self._schedule.drain():
-            failure = FailedEvent(pending.record.event_id, code, message, pending.attempts)
+            failure = FailedEvent(pending.event_id, code, message, pending.attempts)
             pending.state = RESOLVED
-            self._ledger.resolve(pending, failure, now, outcome)
+            self._ledger.failed(pending, failure, now, outcome)
         return outcome
 
-    def _deliver(self, entry: Entry, answer: dict[str, Any], now: float, outcome: Outcome) -> None:
+    def _deliver(
+        self, entry: Entry, aggregated: bool, answer: dict[str, Any], now: float, outcome: Outcome
+    ) -> str:
+        """Resolve an entry Kinesis wrote; returns its shard. Runs once per entry sent, so it
+        is written out, and makes a ``Delivery`` only for a record with a token (a future)."""
         shard, sequence = str(answer.get("ShardId", "")), str(answer.get("SequenceNumber", ""))
-        if self._limiter is not None:
-            self._limiter.saw_shard(shard)
+        schedule, ledger = self._schedule, self._ledger
         for index, pending in enumerate(entry.items):
             if pending.state == RESOLVED:  # abandoned while in flight
                 continue
-            sub = index if entry.aggregated else None
-            event_id = pending.record.event_id
-            delivery = Delivery(event_id, shard, sequence, sub, pending.attempts)
-            self._resolve(pending, delivery, now, outcome)
+            delivery = None
+            if pending.token is not None:
+                sub = index if aggregated else None
+                event_id = pending.event_id
+                delivery = Delivery(event_id, shard, sequence, sub, pending.attempts)
+            schedule.remove(pending)
+            pending.state = RESOLVED
+            ledger.delivered(pending, delivery, now, outcome)
+        return shard
 
     def _retry_or_fail(
         self,
@@ -227,16 +254,16 @@ class ProducerCore:
                 pending.state = WAITING
                 self._metrics.retried += 1
             else:
-                failure = FailedEvent(pending.record.event_id, code, message, pending.attempts)
-                self._resolve(pending, failure, now, outcome)
-
-    def _resolve(self, pending: Pending, result: Result, now: float, outcome: Outcome) -> None:
-        self._schedule.remove(pending)
-        pending.state = RESOLVED
-        self._ledger.resolve(pending, result, now, outcome)
+                failure = FailedEvent(pending.event_id, code, message, pending.attempts)
+                self._schedule.remove(pending)
+                pending.state = RESOLVED
+                self._ledger.failed(pending, failure, now, outcome)
 
     def _settle(self, batch: Batch, now: float) -> None:
-        keys = dict.fromkeys(p.record.partition_key for e in batch.entries for p in e.items)
+        if batch.records == len(batch.entries):  # one event an entry: one entry a key
+            keys: Iterable[str] = [e.items[0].partition_key for e in batch.entries]
+        else:
+            keys = dict.fromkeys(p.partition_key for e in batch.entries for p in e.items)
         self._schedule.settle(keys, now, self._backoff)
 
     def _backoff(self, attempts: int) -> float:
@@ -255,7 +282,7 @@ class ProducerCore:
             self._limiter.refresh_failed(now)
         else:
             self._limiter.update(shard_map, now)
-            self._schedule.regroup()
+            self._schedule.regroup(shard_map.shard_of)
 
     def take_result(self) -> ProduceResult:
         """The outcomes since the previous call: count sent, every failure in put order."""

@@ -51,7 +51,7 @@ class MetricsRecorder:
         self.call_errors: Counter[str] = Counter()
         self.calls = self.call_records = self.call_bytes = self.records_per_call_max = 0
         self.call_latency_sum = self.call_latency_max = 0.0
-        self.outcomes = 0
+        self.outcomes = 0  # events resolved; the ledger counts them and their put latency
         self.put_latency_sum = self.put_latency_max = 0.0
         self.max_buffered_events = self.max_buffered_bytes = 0
 
@@ -63,17 +63,6 @@ class MetricsRecorder:
         self.records_per_call_max = max(self.records_per_call_max, records)
         self.call_latency_sum += latency
         self.call_latency_max = max(self.call_latency_max, latency)
-
-    def outcome(self, latency: float) -> None:
-        """Count one event's final outcome, ``latency`` seconds after its ``put``."""
-        self.outcomes += 1
-        self.put_latency_sum += latency
-        self.put_latency_max = max(self.put_latency_max, latency)
-
-    def buffered(self, events: int, nbytes: int) -> None:
-        """Note the amount held, for the high-water marks."""
-        self.max_buffered_events = max(self.max_buffered_events, events)
-        self.max_buffered_bytes = max(self.max_buffered_bytes, nbytes)
 
     def snapshot(self, buffered_events: int, buffered_bytes: int) -> ProducerMetrics:
         """A frozen copy."""

@@ -3,8 +3,8 @@
 Every record put is held until resolved exactly once, delivered or failed. The ledger counts
 what is held (the buffer bound covers queued, in-flight and waiting records alike), keeps the
 watermark of resolved put numbers (``flush`` waits on it), and collects the outcomes since the
-last ``take_result``; each resolution goes into an ``Outcome`` for the driver to hand to the
-event's future.
+last ``take_result``; each resolution of a record put with a token goes into an ``Outcome``
+for the driver to hand to the event's future.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from typing import Any
 
 from producers.batching import Pending
 from producers.metrics import MetricsRecorder
-from producers.records import Delivery, FailedEvent, ProduceResult
+from producers.records import HELD_OVERHEAD_BYTES, Delivery, FailedEvent, ProduceResult
 
 Result = Delivery | FailedEvent
 
 
 @dataclass
 class Outcome:
-    """The records a call resolved: ``(token, Delivery | FailedEvent)`` in the order sent."""
+    """The records a call resolved: ``(token, Delivery | FailedEvent)`` in the order sent,
+    for the records put with a token (a future) only."""
 
     resolved: list[tuple[Any, Result]] = field(default_factory=list)
 
@@ -35,14 +36,22 @@ class Watermark:
 
     def resolve(self, seq: int) -> None:
         """Note ``seq`` resolved."""
-        self._done.add(seq)
-        while self.next in self._done:
-            self._done.remove(self.next)
+        if seq != self.next:
+            self._done.add(seq)
+            return
+        self.next += 1
+        done = self._done
+        while done and self.next in done:
+            done.remove(self.next)
             self.next += 1
 
 
 class Ledger:
-    """Held records, resolved puts and outcomes; updates the metrics as it goes."""
+    """Held records, resolved puts and outcomes; updates the metrics as it goes.
+
+    ``delivered`` and ``failed`` run once per event: they do their bookkeeping inline (the
+    put-latency metrics included) rather than through further calls.
+    """
 
     def __init__(self, metrics: MetricsRecorder) -> None:
         self._metrics = metrics
@@ -54,22 +63,41 @@ class Ledger:
     def hold(self, pending: Pending) -> None:
         """Count a record just put."""
         self.events += 1
-        self.bytes += pending.record.size
-        self._metrics.buffered(self.events, self.bytes)
+        self.bytes += pending.size + HELD_OVERHEAD_BYTES
+        metrics = self._metrics  # MetricsRecorder.buffered, written out: once per put
+        if self.events > metrics.max_buffered_events:
+            metrics.max_buffered_events = self.events
+        if self.bytes > metrics.max_buffered_bytes:
+            metrics.max_buffered_bytes = self.bytes
 
-    def resolve(self, pending: Pending, result: Result, now: float, outcome: Outcome) -> None:
-        """Record a held record's final result (once) and add it to ``outcome``."""
+    def delivered(
+        self, pending: Pending, delivery: Delivery | None, now: float, outcome: Outcome
+    ) -> None:
+        """A held record was written (once). ``delivery`` goes to its token; ``None`` when it
+        has no token (nobody asked, so no ``Delivery`` was made)."""
+        self._release(pending, now)
+        self._sent += 1
+        self._metrics.sent += 1
+        if pending.token is not None:
+            outcome.resolved.append((pending.token, delivery))
+
+    def failed(self, pending: Pending, failure: FailedEvent, now: float, outcome: Outcome) -> None:
+        """A held record will not be written (once): kept for ``take_result``."""
+        self._release(pending, now)
+        self._metrics.failed[failure.error_code] += 1
+        self._failed.append((pending.seq, failure))
+        if pending.token is not None:
+            outcome.resolved.append((pending.token, failure))
+
+    def _release(self, pending: Pending, now: float) -> None:
         self.events -= 1
-        self.bytes -= pending.record.size
+        self.bytes -= pending.size + HELD_OVERHEAD_BYTES
         self._watermark.resolve(pending.seq)
-        self._metrics.outcome(now - pending.added_at)
-        if isinstance(result, Delivery):
-            self._metrics.sent += 1
-            self._sent += 1
-        else:
-            self._metrics.failed[result.error_code] += 1
-            self._failed.append((pending.seq, result))
-        outcome.resolved.append((pending.token, result))
+        metrics, latency = self._metrics, now - pending.added_at
+        metrics.outcomes += 1
+        metrics.put_latency_sum += latency
+        if latency > metrics.put_latency_max:
+            metrics.put_latency_max = latency
 
     def resolved_through(self, seq: int) -> bool:
         """True once every record put up to ``seq`` is resolved."""

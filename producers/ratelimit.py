@@ -30,15 +30,18 @@ class TokenBucket:
         self.rate, self.capacity = rate, capacity
         self.tokens, self.updated = capacity, now
 
-    def _refill(self, now: float) -> None:
+    def refill(self, now: float) -> None:
+        """Add what accrued since the last refill."""
         if now > self.updated:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
 
     def can_take(self, amount: float, now: float) -> bool:
         """True if ``amount`` tokens are there now (amounts over capacity need a full bucket)."""
-        self._refill(now)
-        return self.tokens + _EPSILON >= min(amount, self.capacity)
+        if now > self.updated:  # checked here too: this runs once per record sent
+            self.refill(now)
+        capacity = self.capacity
+        return self.tokens + _EPSILON >= (amount if amount < capacity else capacity)
 
     def take(self, amount: float) -> None:
         """Spend ``amount`` (after ``can_take``); the balance may go below zero for big ones."""
@@ -46,7 +49,7 @@ class TokenBucket:
 
     def ready_at(self, amount: float, now: float) -> float:
         """The earliest time ``can_take(amount)`` holds."""
-        self._refill(now)
+        self.refill(now)
         missing = min(amount, self.capacity) - self.tokens
         return now if missing <= 0 else now + missing / self.rate
 
@@ -78,11 +81,17 @@ class ShardRateLimiter:
 
     def try_take(self, shard: str, records: int, nbytes: int, now: float) -> bool:
         """Pay for ``records`` and ``nbytes`` on ``shard`` if both buckets allow it now."""
-        count, size = self._buckets_of(shard, now)
-        if not (count.can_take(records, now) and size.can_take(nbytes, now)):
+        count, size = self._buckets.get(shard) or self._buckets_of(shard, now)
+        if now > count.updated or now > size.updated:
+            count.refill(now)
+            size.refill(now)
+        # can_take and take of both buckets, written out: this runs once per record sent
+        if count.tokens + _EPSILON < min(records, count.capacity):
             return False
-        count.take(records)
-        size.take(nbytes)
+        if size.tokens + _EPSILON < min(nbytes, size.capacity):
+            return False
+        count.tokens -= records
+        size.tokens -= nbytes
         return True
 
     def ready_at(self, shard: str, records: int, nbytes: int, now: float) -> float:

@@ -26,7 +26,10 @@ class KeySchedule:
     def __init__(self, shard_of: ShardOf | None = None) -> None:
         self._shard_of: ShardOf = shard_of or (lambda _key: None)
         self._queues: dict[str, deque[Pending]] = {}
-        self._ready: dict[str | None, list[tuple[int, str]]] = {}  # shard -> [(front seq, key)]
+        # shard -> heap of the front seqs of its ready keys, and each such seq's key: plain int
+        # heaps, as an int compares several times faster than a (seq, key) tuple
+        self._ready: dict[str | None, list[int]] = {}
+        self._ready_key: dict[int, str] = {}
         self._waiting: list[tuple[float, int, str]] = []  # (due, front seq, key)
         self.ready_count = 0  # ready keys
         self.ready_bytes = 0  # bytes of the ready fronts
@@ -34,24 +37,25 @@ class KeySchedule:
 
     def append(self, pending: Pending) -> None:
         """Queue a new record behind its key's earlier ones (a new key is ready at once)."""
-        key = pending.record.partition_key
+        key = pending.partition_key
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
             self._push_ready(key, pending)
         queue.append(pending)
 
-    def regroup(self) -> None:
-        """Sort the ready keys into shard groups again (after the shard map changed)."""
-        entries = [entry for heap in self._ready.values() for entry in heap]
+    def regroup(self, shard_of: ShardOf) -> None:
+        """Sort the ready keys into shard groups again, by a new shard map's ``shard_of``."""
+        self._shard_of = shard_of
+        seqs = [seq for heap in self._ready.values() for seq in heap]
         self._ready = {}
-        for entry in entries:
-            heapq.heappush(self._ready.setdefault(self._shard_of(entry[1]), []), entry)
+        for seq in seqs:
+            heapq.heappush(self._ready.setdefault(self._shard_of(self._ready_key[seq]), []), seq)
 
     def oldest_ready(self) -> Pending | None:
         """The front of the ready key put first."""
         tops = [heap[0] for heap in self._ready.values() if heap]
-        return self._queues[min(tops)[1]][0] if tops else None
+        return self._queues[self._ready_key[min(tops)]][0] if tops else None
 
     def next_due(self) -> float | None:
         """When the first waiting key's retry is due."""
@@ -68,21 +72,27 @@ class KeySchedule:
                 pending.state = QUEUED
             self._push_ready(key, queue[0])
 
-    def ready_keys(self, paced: Container[str | None]) -> Iterator[tuple[str, str | None]]:
-        """Pop ready ``(key, shard)`` oldest first across shards, passing over the groups of
-        shards in ``paced`` (checked as it goes). The caller ``send``s or ``skip``s each."""
-        tops = [(heap[0][0], shard) for shard, heap in self._ready.items() if heap]
+    def ready_keys(
+        self, paced: Container[str | None]
+    ) -> Iterator[tuple[str, str | None, deque[Pending]]]:
+        """Pop ready ``(key, shard, queue)`` oldest first across shards, passing over the
+        groups of shards in ``paced`` (checked as it goes). The caller ``send``s or ``skip``s
+        each."""
+        tops = [(heap[0], shard) for shard, heap in self._ready.items() if heap]
         heapq.heapify(tops)
         while tops:
-            _, shard = heapq.heappop(tops)
+            shard = tops[0][1]
             if shard in paced:
+                heapq.heappop(tops)
                 continue
             heap = self._ready[shard]
-            _, key = heapq.heappop(heap)
+            key = self._ready_key.pop(heapq.heappop(heap))
             self.ready_count -= 1
-            yield key, shard
-            if heap:
-                heapq.heappush(tops, (heap[0][0], shard))
+            yield key, shard, self._queues[key]
+            if heap:  # tops[0] is still this shard's: only this generator changes ``tops``
+                heapq.heapreplace(tops, (heap[0], shard))
+            else:
+                heapq.heappop(tops)
 
     def queue(self, key: str) -> deque[Pending]:
         """The unresolved records of ``key``, oldest first."""
@@ -91,15 +101,14 @@ class KeySchedule:
     def skip(self, keys: Iterable[str]) -> None:
         """Keys popped by ``ready_keys`` and not sent: ready again, in their place."""
         for key in keys:
-            heapq.heappush(
-                self._ready.setdefault(self._shard_of(key), []), (self._queues[key][0].seq, key)
-            )
+            seq = self._queues[key][0].seq
+            heapq.heappush(self._ready.setdefault(self._shard_of(key), []), seq)
+            self._ready_key[seq] = key
             self.ready_count += 1
 
-    def send(self, key: str, count: int) -> None:
-        """The first ``count`` records of a popped key are now in flight."""
-        queue = self._queues[key]
-        self.ready_bytes -= queue[0].record.size
+    def send(self, queue: deque[Pending], count: int) -> None:
+        """The first ``count`` records of a popped key's ``queue`` are now in flight."""
+        self.ready_bytes -= queue[0].size
         self.ready_retries -= queue[0].attempts > 0
         for index in range(count):
             pending = queue[index]
@@ -107,7 +116,11 @@ class KeySchedule:
 
     def remove(self, pending: Pending) -> None:
         """Forget a resolved record (it is at or near the front of its key)."""
-        self._queues[pending.record.partition_key].remove(pending)
+        queue = self._queues[pending.partition_key]
+        if queue[0] is pending:
+            queue.popleft()
+        else:
+            queue.remove(pending)
 
     def settle(self, keys: Iterable[str], now: float, delay: Callable[[int], float]) -> None:
         """After a call: each of its keys becomes ready, waits ``delay(attempts)`` for its
@@ -129,12 +142,14 @@ class KeySchedule:
         held = [pending for queue in self._queues.values() for pending in queue]
         self._queues.clear()
         self._ready.clear()
+        self._ready_key.clear()
         self._waiting.clear()
         self.ready_count = self.ready_bytes = self.ready_retries = 0
         return held
 
     def _push_ready(self, key: str, front: Pending) -> None:
-        heapq.heappush(self._ready.setdefault(self._shard_of(key), []), (front.seq, key))
+        heapq.heappush(self._ready.setdefault(self._shard_of(key), []), front.seq)
+        self._ready_key[front.seq] = key
         self.ready_count += 1
-        self.ready_bytes += front.record.size
+        self.ready_bytes += front.size
         self.ready_retries += front.attempts > 0

@@ -16,6 +16,7 @@ from producers.config import ProducerConfig
 from producers.core import ProducerCore, backoff_delay
 from producers.errors import CallFailure, RecordTooLarge
 from producers.records import (
+    HELD_OVERHEAD_BYTES,
     MAX_BYTES_PER_CALL,
     MAX_RECORD_BYTES,
     MAX_RECORDS_PER_CALL,
@@ -211,7 +212,7 @@ def test_a_full_call_goes_at_once_and_no_linger_waits_for_flush() -> None:
 
 
 def test_the_buffer_bounds_events_and_bytes_and_a_half_full_one_sends_at_once() -> None:
-    c = core(linger=None, buffer_events=4, buffer_bytes=MAX_RECORD_BYTES)
+    c = core(linger=None, buffer_events=4, buffer_bytes=2 * MAX_RECORD_BYTES)
     for i in range(2):
         c.add(record(i), 0.0)
     assert c.next_batch(0.0) is not None  # half full: no waiting for more
@@ -219,9 +220,11 @@ def test_the_buffer_bounds_events_and_bytes_and_a_half_full_one_sends_at_once() 
         c.add(record(i), 0.0)
     assert not c.has_room(40)
     assert c.retry_after(0.0) > 0
-    big = core(buffer_bytes=MAX_RECORD_BYTES)
-    big.add(record(0, size=MAX_RECORD_BYTES // 2), 0.0)
-    assert big.has_room(MAX_RECORD_BYTES // 2) and not big.has_room(MAX_RECORD_BYTES // 2 + 1)
+    # every held event also counts HELD_OVERHEAD_BYTES: the bound is on memory, not wire bytes
+    half = MAX_RECORD_BYTES // 2
+    big = core(buffer_bytes=MAX_RECORD_BYTES + 2 * HELD_OVERHEAD_BYTES)
+    big.add(record(0, size=half), 0.0)
+    assert big.has_room(half) and not big.has_room(half + 1)
 
 
 def test_flush_waits_for_exactly_what_was_put_before_it() -> None:

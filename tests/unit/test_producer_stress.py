@@ -32,7 +32,7 @@ from producers.testing import (
 
 STREAM = "events"
 BUFFER_EVENTS = 5_000
-BUFFER_BYTES = 1024 * 1024
+BUFFER_BYTES = 4 * 1024 * 1024  # memory held: wire bytes plus HELD_OVERHEAD_BYTES per event
 
 
 def outcomes(futures: Sequence[Future[Delivery]]) -> tuple[list[Delivery], list[str]]:
