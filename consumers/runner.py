@@ -3,8 +3,9 @@
 Per shard it resumes after the last checkpoint (or at TRIM_HORIZON), polls GetRecords within
 Kinesis's limit of five calls per second per shard, decodes each record once (poison goes to the
 dead-letter prefix), drives every processor in order, and checkpoints only after all of them
-returned. A processor error stops that shard's loop and surfaces from ``run``: the shard is
-re-read from its last checkpoint on the next start, never skipped.
+returned. A batch that fails (a processor error, the dead-letter sink failing) is read again from
+the shard's last checkpoint after an exponential back-off, never skipped; after ``max_failures``
+failures in a row the error surfaces from ``run`` and the other shards stop too.
 
 This runtime serves one process. Past one machine the same processors run under the KCL.
 """
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 MIN_POLL_INTERVAL = 0.2  # seconds: Kinesis allows 5 GetRecords calls per second per shard
 GET_RECORDS_LIMIT = 10_000
+# A batch failing this many times in a row stops the runner with its error (None: retry forever,
+# as the KCL does). A process supervisor restarts it from the checkpoints.
+DEFAULT_MAX_FAILURES = 5
 
 
 @dataclass
@@ -45,6 +49,8 @@ class ShardProgress:
     checkpoint: str | None = None
     caught_up: bool = False
     ended: bool = False
+    failures: int = 0  # batches that failed in a row (reset by a success)
+    errors: int = 0  # batches that failed in all
 
 
 @dataclass
@@ -82,6 +88,9 @@ class EmbeddedRunner:
         *,
         idle_interval: float = 1.0,
         limit: int = GET_RECORDS_LIMIT,
+        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 30.0,
     ) -> None:
         self._kinesis = kinesis
         self._stream = stream_name
@@ -90,6 +99,8 @@ class EmbeddedRunner:
         self._dead_letter = dead_letter
         self._idle = max(idle_interval, MIN_POLL_INTERVAL)
         self._limit = limit
+        self._max_failures = max_failures
+        self._retry_delay, self._max_retry_delay = retry_delay, max_retry_delay
         self.stats = RunnerStats()
 
     async def run(
@@ -142,7 +153,14 @@ class EmbeddedRunner:
             records = response.get("Records", [])
             progress.millis_behind_latest = response.get("MillisBehindLatest")
             if records:
-                await self._process(shard_id, records, progress)
+                try:
+                    await self._process(shard_id, records, progress)
+                except Exception as exc:
+                    # back to the last checkpoint: the batch is read again, never skipped
+                    await self._back_off(shard_id, progress, exc, stop)
+                    iterator = await self._iterator(shard_id, progress.checkpoint)
+                    continue
+                progress.failures = 0
             iterator = response.get("NextShardIterator")
             if iterator is None:
                 await self._end_shard(shard_id, progress)
@@ -154,6 +172,26 @@ class EmbeddedRunner:
             await _sleep_until(started + pause, stop)
         for processor in self._processors:
             await processor.shutdown_requested(shard_id)
+
+    async def _back_off(
+        self, shard_id: str, progress: ShardProgress, exc: Exception, stop: asyncio.Event
+    ) -> None:
+        """Count a failed batch; wait before it is retried, or raise once it failed
+        ``max_failures`` times in a row."""
+        progress.failures += 1
+        progress.errors += 1
+        if self._max_failures is not None and progress.failures >= self._max_failures:
+            raise exc
+        delay = min(self._max_retry_delay, self._retry_delay * 2 ** (progress.failures - 1))
+        log.warning(
+            "shard %s: batch failed (%s, %d in a row); retrying from checkpoint %s in %.1fs",
+            shard_id,
+            exc,
+            progress.failures,
+            progress.checkpoint,
+            delay,
+        )
+        await _sleep_until(time.monotonic() + delay, stop)
 
     async def _iterator(self, shard_id: str, checkpoint: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard_id}

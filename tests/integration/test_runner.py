@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from consumers.checkpoints import DynamoCheckpointer
@@ -16,12 +18,18 @@ from streamrec.wiring import pipeline
 
 
 class Exploding:
-    """A processor that fails on every batch, as a bug or an outage would."""
+    """A processor that fails its first ``failures`` batches (forever by default)."""
+
+    def __init__(self, failures: int | None = None) -> None:
+        self.failures = failures
+        self.calls = 0
 
     async def initialize(self, shard_id: str) -> None: ...
 
     async def process_records(self, batch: Batch) -> None:
-        raise RuntimeError(f"processor failed on {batch.shard_id}")
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            raise RuntimeError(f"processor failed on {batch.shard_id}")
 
     async def shard_ended(self, shard_id: str) -> None: ...
 
@@ -35,6 +43,7 @@ async def test_a_failing_processor_stops_the_runner_without_checkpointing(
     with EventProducer(client("kinesis", applied), applied.stream_name) as producer:
         producer.put_many(events)
 
+    exploding = Exploding()
     async with pipeline(applied) as p:
         checkpointer = DynamoCheckpointer(
             p.clients.dynamodb, applied.checkpoints_table, applied.app_name
@@ -43,15 +52,43 @@ async def test_a_failing_processor_stops_the_runner_without_checkpointing(
             p.clients.kinesis,
             applied.stream_name,
             checkpointer,
-            [p.features, p.lander, Exploding()],
+            [p.features, p.lander, exploding],
             DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
+            max_failures=3,
+            retry_delay=0.01,
         )
         with pytest.raises(RuntimeError, match="processor failed on shardId-"):
             await runner.run(until_caught_up=True)
         checkpoints = [await checkpointer.get(s) for s in runner.stats.shards]
         assert checkpoints == [None] * len(checkpoints)
+        assert exploding.calls >= 3  # retried from the checkpoint before giving up
+        assert max(s.failures for s in runner.stats.shards.values()) == 3
 
     async with pipeline(applied) as p:  # restarted without the bug: nothing was skipped
         await p.runner.run(until_caught_up=True)
         assert p.runner.stats.events == len(events)
         assert len(await p.offline.read_events()) == len(events)
+
+
+async def test_a_batch_that_fails_twice_is_retried_from_the_checkpoint_and_applied_once(
+    applied: Settings,
+) -> None:
+    events = synthetic_events(200, users=10, seed=4)
+    with EventProducer(client("kinesis", applied), applied.stream_name) as producer:
+        producer.put_many(events)
+    flaky = Exploding(failures=2)
+    async with pipeline(applied) as p:
+        runner = EmbeddedRunner(
+            p.clients.kinesis,
+            applied.stream_name,
+            DynamoCheckpointer(p.clients.dynamodb, applied.checkpoints_table, applied.app_name),
+            [flaky, p.features, p.lander],
+            DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
+            retry_delay=0.01,
+        )
+        await runner.run(until_caught_up=True)
+        assert sum(s.errors for s in runner.stats.shards.values()) == 2
+        assert runner.stats.events == len(events)
+        totals = Counter(e.item_id for e in events)
+        stored = await p.online.items(sorted(totals))
+        assert {f.item_id: f.total for f in stored if f} == dict(totals)

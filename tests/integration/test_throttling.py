@@ -65,6 +65,7 @@ async def test_the_checkpoint_never_passes_an_unwritten_record(
             [FeatureProcessor(OnlineStore(faulty, applied.features_table)), p.lander],
             DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
             limit=BATCH,
+            max_failures=1,  # surface the outage at once: the state it left is what is checked
         )
         with pytest.raises(ThrottledError):
             await asyncio.wait_for(runner.run(until_caught_up=True), 120)
