@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from consumers.processor import Batch
+from consumers.tasks import gather_or_cancel
 from feature_store.features import (
     POPULAR_KEY,
     ItemFeatures,
@@ -116,32 +117,21 @@ class FeatureProcessor:
             for row in written
             if row is not None and isinstance(row.features, ItemFeatures)
         ]
-        await self._apply(POPULAR_KEY, _popular_compute(totals), None, prefetch=False)
+        (popular,) = await self._store.read_rows([POPULAR_KEY])
+        await self._apply(POPULAR_KEY, _popular_compute(totals), popular)
         self.stats.events += len(batch.events)
 
     async def _apply_all(
         self, computes: dict[str, Compute], stored: dict[str, Row | None]
     ) -> list[Row | None]:
-        """Apply every row concurrently. If one write fails the others are cancelled and awaited
-        before the error propagates, so no write of the batch lands after ``process_records``
-        raised (``gather`` would leave them running against a runtime that moved on)."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._apply(k, c, stored[k])) for k, c in computes.items()
-                ]
-        except BaseExceptionGroup as failed:
-            raise failed.exceptions[0] from failed
-        return [task.result() for task in tasks]
+        """Apply every row concurrently; a failed write cancels the others before it raises, so
+        no write of the batch lands after ``process_records`` raised."""
+        return await gather_or_cancel(self._apply(k, c, stored[k]) for k, c in computes.items())
 
-    async def _apply(
-        self, key: str, compute: Compute, stored: Row | None, prefetch: bool = True
-    ) -> Row | None:
+    async def _apply(self, key: str, compute: Compute, stored: Row | None) -> Row | None:
         """Write ``compute(stored)``; on a version conflict re-read and recompute. Returns the row
         as written (or as stored when there was nothing new)."""
         async with self._limit:
-            if not prefetch:
-                (stored,) = await self._store.read_rows([key])
             for _ in range(MAX_CONFLICT_RETRIES):
                 row = compute(stored)
                 if row is None:

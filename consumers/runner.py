@@ -26,6 +26,7 @@ from consumers.checkpoints import SHARD_END, DynamoCheckpointer
 from consumers.dead_letter import DeadLetterSink, Poison
 from consumers.decoding import RawRecord, decode_raw
 from consumers.processor import Batch, RecordProcessor
+from consumers.tasks import gather_or_cancel
 from feature_store.transforms import Sequenced
 from infra.errors import error_code, translate
 
@@ -112,13 +113,8 @@ class EmbeddedRunner:
         shards = await self._list_shards()
         for shard_id in shards:
             self.stats.shards[shard_id] = ShardProgress()
-        # a TaskGroup cancels the other shards when one fails, so no shard runs on unobserved
-        try:
-            async with asyncio.TaskGroup() as group:
-                for shard_id in shards:
-                    group.create_task(self._run_shard(shard_id, stop, until_caught_up))
-        except BaseExceptionGroup as failed:
-            raise failed.exceptions[0] from failed  # the first failure; the others are chained
+        # a failing shard cancels the others, so no shard runs on unobserved
+        await gather_or_cancel(self._run_shard(s, stop, until_caught_up) for s in shards)
 
     async def _list_shards(self) -> list[str]:
         shards: list[str] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +14,7 @@ from consumers.checkpoints import DynamoCheckpointer
 from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
+from consumers.processor import RecordProcessor
 from consumers.runner import EmbeddedRunner
 from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore
@@ -64,15 +65,22 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         online = OnlineStore(clients.dynamodb, settings.features_table)
         offline = _offline(settings, clients.s3, clients.glue)
         features, lander = FeatureProcessor(online), ParquetLander(offline)
-        runner = EmbeddedRunner(
-            clients.kinesis,
-            settings.stream_name,
-            DynamoCheckpointer(clients.dynamodb, settings.checkpoints_table, settings.app_name),
-            [features, lander],
-            DeadLetterSink(clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix),
-            limit=settings.get_records_limit,
-        )
+        runner = build_runner(settings, clients, [features, lander])
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
+
+
+def build_runner(
+    settings: Settings, clients: Clients, processors: Sequence[RecordProcessor], **options: Any
+) -> EmbeddedRunner:
+    """The embedded runner of ``settings`` driving ``processors``; ``options`` go to the runner."""
+    return EmbeddedRunner(
+        clients.kinesis,
+        settings.stream_name,
+        DynamoCheckpointer(clients.dynamodb, settings.checkpoints_table, settings.app_name),
+        processors,
+        DeadLetterSink(clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix),
+        **{"limit": settings.get_records_limit, **options},
+    )
 
 
 @asynccontextmanager

@@ -15,19 +15,10 @@ from producers.events import Event
 def read_shards(kinesis: Any, stream: str) -> dict[str, list[Event]]:
     """Every record of ``stream`` as events, by shard id, each shard in sequence order."""
     by_shard: dict[str, list[Event]] = {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        events = by_shard.setdefault(shard["ShardId"], [])
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            decoded, poison = decode(shard["ShardId"], page["Records"])
-            assert not poison, f"undecodable records in {stream}: {poison}"
-            events += [s.event for s in decoded]
-            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = page.get("NextShardIterator")
+    for shard_id, records in read_records(kinesis, stream).items():
+        decoded, poison = decode(shard_id, records)
+        assert not poison, f"undecodable records in {stream}: {poison}"
+        by_shard[shard_id] = [s.event for s in decoded]
     return by_shard
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
 
 from consumers.runner import decode
 from feature_store.transforms import Sequenced
@@ -16,7 +15,7 @@ from producers.producer import EventProducer
 from producers.shards import load_shard_map
 from producers.synthetic import synthetic_events
 from producers.testing import THROTTLED, FaultInjectingKinesis, ManualClock, mixed_faults
-from tests.streams import read_shards
+from tests.streams import read_records, read_shards
 
 
 def assert_exactly_once(sent: list[Event], by_shard: dict[str, list[Event]]) -> None:
@@ -120,19 +119,6 @@ async def test_the_async_producer_writes_through_aiobotocore(applied: Settings) 
     assert {d.shard_id for d in deliveries} == set(by_shard)
 
 
-def raw_records(kinesis: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
-    """Every record of every shard as GetRecords returns it."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        found[shard["ShardId"]] = kinesis.get_records(ShardIterator=iterator, Limit=10_000)[
-            "Records"
-        ]
-    return found
-
-
 def test_aggregated_records_round_trip_through_the_stream_and_the_runner(
     applied: Settings,
 ) -> None:
@@ -140,7 +126,7 @@ def test_aggregated_records_round_trip_through_the_stream_and_the_runner(
     events = synthetic_events(1500, users=40, seed=6)
     with EventProducer(kinesis, applied.stream_name, aggregate=True) as producer:
         futures = producer.put_many(events)
-    raw = raw_records(kinesis, applied.stream_name)
+    raw = read_records(kinesis, applied.stream_name)
     assert sum(len(r) for r in raw.values()) < len(events) / 5, "events share records"
     decoded: list[Sequenced] = []
     for shard_id, records in raw.items():

@@ -7,14 +7,12 @@ from collections import Counter
 import pytest
 
 from consumers.checkpoints import DynamoCheckpointer
-from consumers.dead_letter import DeadLetterSink
 from consumers.processor import Batch
-from consumers.runner import EmbeddedRunner
 from infra.clients import client
 from infra.settings import Settings
 from producers.producer import EventProducer
 from producers.synthetic import synthetic_events
-from streamrec.wiring import pipeline
+from streamrec.wiring import build_runner, pipeline
 
 
 class Exploding:
@@ -45,17 +43,11 @@ async def test_a_failing_processor_stops_the_runner_without_checkpointing(
 
     exploding = Exploding()
     async with pipeline(applied) as p:
+        runner = build_runner(
+            applied, p.clients, [p.features, p.lander, exploding], max_failures=3, retry_delay=0.01
+        )
         checkpointer = DynamoCheckpointer(
             p.clients.dynamodb, applied.checkpoints_table, applied.app_name
-        )
-        runner = EmbeddedRunner(
-            p.clients.kinesis,
-            applied.stream_name,
-            checkpointer,
-            [p.features, p.lander, exploding],
-            DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
-            max_failures=3,
-            retry_delay=0.01,
         )
         with pytest.raises(RuntimeError, match="processor failed on shardId-"):
             await runner.run(until_caught_up=True)
@@ -78,14 +70,7 @@ async def test_a_batch_that_fails_twice_is_retried_from_the_checkpoint_and_appli
         producer.put_many(events)
     flaky = Exploding(failures=2)
     async with pipeline(applied) as p:
-        runner = EmbeddedRunner(
-            p.clients.kinesis,
-            applied.stream_name,
-            DynamoCheckpointer(p.clients.dynamodb, applied.checkpoints_table, applied.app_name),
-            [flaky, p.features, p.lander],
-            DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
-            retry_delay=0.01,
-        )
+        runner = build_runner(applied, p.clients, [flaky, p.features, p.lander], retry_delay=0.01)
         await runner.run(until_caught_up=True)
         assert sum(s.errors for s in runner.stats.shards.values()) == 2
         assert runner.stats.events == len(events)

@@ -9,10 +9,9 @@ from collections import Counter
 import pytest
 
 from consumers.checkpoints import DynamoCheckpointer
-from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.processor import Batch
-from consumers.runner import EmbeddedRunner, decode
+from consumers.runner import decode
 from feature_store.features import item_key, user_key
 from feature_store.online import OnlineStore
 from feature_store.positions import Position
@@ -23,7 +22,7 @@ from infra.errors import ThrottledError
 from infra.settings import Settings
 from producers.producer import EventProducer
 from producers.synthetic import synthetic_events
-from streamrec.wiring import pipeline
+from streamrec.wiring import build_runner, pipeline
 from tests.streams import read_records
 
 EVENTS = 1_000
@@ -58,12 +57,10 @@ async def test_the_checkpoint_never_passes_an_unwritten_record(
         dynamodb = p.clients.dynamodb
         faulty = ThrottlingClient(dynamodb, fail=plan, operations=operations)
         checkpointer = DynamoCheckpointer(dynamodb, applied.checkpoints_table, applied.app_name)
-        runner = EmbeddedRunner(
-            p.clients.kinesis,
-            applied.stream_name,
-            checkpointer,
+        runner = build_runner(
+            applied,
+            p.clients,
             [FeatureProcessor(OnlineStore(faulty, applied.features_table)), p.lander],
-            DeadLetterSink(p.clients.s3, bucket=applied.bucket, prefix=applied.dead_letter_prefix),
             limit=BATCH,
             max_failures=1,  # surface the outage at once: the state it left is what is checked
         )

@@ -1,0 +1,21 @@
+"""Running coroutines together so that none outlives a failure of another."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of ``coroutines`` run concurrently, in order. When one fails, the others are
+    cancelled and awaited before its error is raised (``asyncio.gather`` would leave them
+    running); the first error is raised, the others chained to it."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from failed
+    return [task.result() for task in tasks]
