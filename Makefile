@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# kinesis-mock, the faithful local Kinesis of the resharding and KCL tests (infra/kinesis_mock.py)
+KINESIS_MOCK := $(VENV)/node/node_modules/kinesis-local/main.js
+KINESIS_MOCK_VERSION := 0.6.2
 
 .PHONY: demo test lint bench clean
 
@@ -10,8 +13,12 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamrec needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,kcl]'
 	@touch $(STAMP)
+
+$(KINESIS_MOCK): | $(STAMP)
+	@command -v npm >/dev/null || { echo "make test needs Node.js 18+ and npm (for kinesis-mock)"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node kinesis-local@$(KINESIS_MOCK_VERSION)
 
 demo: $(STAMP)
 	$(BIN)/streamrec demo $(DEMO_ARGS)
@@ -21,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(KINESIS_MOCK)
 	$(BIN)/pytest -q
 
 clean:

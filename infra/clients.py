@@ -19,18 +19,19 @@ from infra.settings import Settings
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
 
 
-def _kwargs(settings: Settings) -> dict[str, Any]:
+def _kwargs(service: str, settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"region_name": settings.region, "config": _CONFIG}
-    if settings.endpoint_url:
-        kwargs["endpoint_url"] = settings.endpoint_url
+    endpoint = settings.endpoint_for(service)
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
     return kwargs
 
 
 def client(service: str, settings: Settings) -> Any:
     """A boto3 client for ``service`` on the endpoints the settings and environment name."""
-    return boto3.session.Session().client(service, **_kwargs(settings))  # type: ignore[call-overload]
+    return boto3.session.Session().client(service, **_kwargs(service, settings))  # type: ignore[call-overload]
 
 
 def async_client(service: str, settings: Settings) -> AbstractAsyncContextManager[Any]:
     """An aiobotocore client context manager: ``async with async_client("kinesis", s) as k:``."""
-    return get_session().create_client(service, **_kwargs(settings))
+    return get_session().create_client(service, **_kwargs(service, settings))

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     endpoint_url: str | None = Field(
         None, description="One endpoint for every service (the embedded stack sets it)."
     )
+    service_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-service endpoints over endpoint_url: {'kinesis': kinesis-mock's URL}.",
+    )
     stream_name: str = Field("streamrec-events", description="Kinesis stream of events.")
     stream_shards: int = Field(2, ge=1, le=500, description="Shards when the stream is created.")
     features_table: str = Field("streamrec-features", description="DynamoDB online features.")
@@ -80,6 +84,13 @@ class Settings(BaseSettings):
         raw = self.ingest_api_keys.get_secret_value()
         return frozenset(key.strip() for key in raw.split(",") if key.strip())
 
-    def with_endpoint(self, endpoint_url: str) -> Settings:
-        """A copy whose clients all go to ``endpoint_url`` (an emulator)."""
-        return self.model_copy(update={"endpoint_url": endpoint_url})
+    def with_endpoint(self, endpoint_url: str, **service_endpoints: str) -> Settings:
+        """A copy whose clients all go to ``endpoint_url`` (an emulator), except the services
+        named in ``service_endpoints`` (``kinesis=...``: the faithful stack's kinesis-mock)."""
+        update = {"endpoint_url": endpoint_url, "service_endpoints": service_endpoints}
+        return self.model_copy(update=update)
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint the settings name for ``service``; None: botocore's own resolution
+        (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, then AWS)."""
+        return self.service_endpoints.get(service, self.endpoint_url)

@@ -11,6 +11,7 @@ divided by ``kills + 1``, so every kill lands while there is still work in hand.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -194,6 +195,7 @@ def _environment(settings: Settings) -> dict[str, str]:
     names = ("endpoint_url", "region", "stream_name", "features_table", "checkpoints_table")
     names += ("bucket", "glue_database", "glue_events_table", "get_records_limit", "app_name")
     ours = {f"STREAMREC_{n.upper()}": str(getattr(settings, n)) for n in names}
+    ours["STREAMREC_SERVICE_ENDPOINTS"] = json.dumps(settings.service_endpoints)
     return DUMMY_CREDENTIALS | kept | ours
 
 

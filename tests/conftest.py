@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra import kinesis_mock
 from infra.apply import apply
 from infra.local import embedded_stack
 from infra.settings import Settings
@@ -51,3 +52,24 @@ def redis_url() -> Iterator[str]:
     """
     with redis_url_for_tests() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def kinesis_mock_url() -> Iterator[str]:
+    """kinesis-mock on 127.0.0.1 for this session (the faithful Kinesis: resharding, KCL).
+
+    Fails (does not skip) when it cannot run: ``make test`` installs it.
+    """
+    reason = kinesis_mock.available()
+    if reason is not None:
+        pytest.fail(reason)
+    with kinesis_mock.kinesis_mock() as url:
+        yield url
+
+
+@pytest.fixture
+def faithful(settings: Settings, stack_url: str, kinesis_mock_url: str) -> Settings:
+    """``settings`` on the faithful stack (kinesis-mock for Kinesis, moto for the rest), applied."""
+    faithful_settings = settings.with_endpoint(stack_url, kinesis=kinesis_mock_url)
+    apply(faithful_settings)
+    return faithful_settings

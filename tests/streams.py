@@ -6,6 +6,7 @@ KPL-aggregated records yield their events.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from consumers.runner import decode
@@ -42,3 +43,14 @@ def read_records(kinesis: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
                 break
             iterator = page.get("NextShardIterator")
     return by_shard
+
+
+def wait_active(kinesis: Any, stream: str, deadline_seconds: float = 30.0) -> None:
+    """Poll until ``stream`` is ACTIVE again (after a reshard), failing past the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return
+        time.sleep(0.02)  # polling, under the deadline
+    raise AssertionError(f"stream {stream} not ACTIVE after {deadline_seconds}s")

@@ -43,6 +43,17 @@ def test_the_embedded_endpoint_overrides_every_service(monkeypatch: pytest.Monke
         assert client(service, settings).meta.endpoint_url == "http://127.0.0.1:5998"
 
 
+def test_a_service_endpoint_overrides_the_common_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    settings = Settings().with_endpoint("http://127.0.0.1:5998", kinesis="http://127.0.0.1:5996")
+    assert client("kinesis", settings).meta.endpoint_url == "http://127.0.0.1:5996"
+    assert client("dynamodb", settings).meta.endpoint_url == "http://127.0.0.1:5998"
+    monkeypatch.setenv("STREAMREC_SERVICE_ENDPOINTS", '{"kinesis": "http://127.0.0.1:5995"}')
+    assert Settings().endpoint_for("kinesis") == "http://127.0.0.1:5995"
+    assert Settings().endpoint_for("s3") is None
+
+
 async def test_async_clients_use_the_same_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:5997")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
