@@ -25,7 +25,7 @@ from producers.errors import Backpressure, DeliveryFailed, ProduceError, Produce
 from producers.events import Event
 from producers.metrics import ProducerMetrics
 from producers.outcomes import Outcome
-from producers.records import Delivery, ProduceResult, Record
+from producers.records import Delivery, FailedEvent, ProduceResult, Record
 from producers.shards import load_shard_map_async
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,8 @@ def _resolve(outcome: Outcome) -> None:
     for future, result in outcome.resolved:
         if future.done():
             continue
-        if isinstance(result, Delivery):
-            future.set_result(result)
-        else:
+        if isinstance(result, FailedEvent):
             future.set_exception(DeliveryFailed(result))
             future.exception()  # reported by flush/close too: do not log it as unretrieved
+        else:
+            future.set_result(Delivery(*result))

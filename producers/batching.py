@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from producers.aggregation import Aggregate
 from producers.config import ProducerConfig
@@ -43,6 +43,15 @@ class Pending:
     token: Any = None
     attempts: int = 0
     state: int = QUEUED
+
+    # Without aggregation a record is its own entry of a call (``Entry``'s interface), so a
+    # plain call makes no object per event beyond the ``Pending`` it already holds.
+    aggregated: ClassVar[bool] = False
+
+    @property
+    def items(self) -> tuple[Pending]:
+        """As an entry of a plain call: the one record it carries, itself."""
+        return (self,)
 
     @property
     def record(self) -> Record:
@@ -80,11 +89,13 @@ class Entry:
 
 @dataclass(slots=True, eq=False)
 class Batch:
-    """One PutRecords call's entries, in the order sent."""
+    """One PutRecords call's entries, in the order sent: ``Pending`` records when ``plain``
+    (no aggregation), else ``Entry`` objects."""
 
-    entries: list[Entry]
+    entries: list[Any]  # list[Pending] when plain, else list[Entry]
     nbytes: int = 0
     records: int = 0
+    plain: bool = False
 
     def request(self, stream_name: str) -> dict[str, Any]:
         """The ``put_records`` keyword arguments."""
@@ -106,6 +117,7 @@ class CallPacker:
         self.nbytes = 0
         self.full = False
         self.paced: dict[str, tuple[int, int]] = {}  # shard -> (records, bytes) it could not pay
+        self._buckets: dict[str, Any] = {}  # shard -> its (records, bytes) buckets, refilled
         self._open: dict[str, Entry] = {}  # aggregating: the open entry of each shard group
 
     def offer(self, queue: Sequence[Pending], shard: str | None) -> int:
@@ -123,7 +135,7 @@ class CallPacker:
             return 0
         if not self._pay(shard, 1, size):
             return 0
-        entries.append(Entry([first], shard, None, first.partition_key, first.data, size))
+        entries.append(first)  # its own entry: see ``Pending.items``
         self.nbytes += size
         if len(entries) >= self._max_records:
             self.full = True
@@ -133,8 +145,8 @@ class CallPacker:
         """The call, its entries sealed; ``None`` when nothing was taken."""
         if not self.entries:
             return None
-        if not self._config.aggregate:  # plain entries are sealed already
-            return Batch(self.entries, self.nbytes, len(self.entries))
+        if not self._config.aggregate:  # plain entries are the records themselves
+            return Batch(self.entries, self.nbytes, len(self.entries), plain=True)
         for entry in self.entries:
             entry.seal()
         nbytes = sum(e.size for e in self.entries)
@@ -152,9 +164,14 @@ class CallPacker:
         return self._max_bytes
 
     def _pay(self, shard: str | None, records: int, nbytes: int) -> bool:
+        """``ShardRateLimiter.try_take``, with each shard's buckets fetched and refilled once
+        a call: this runs once per record sent."""
         if shard is None or self._limiter is None:
             return True
-        if self._limiter.try_take(shard, records, nbytes, self._now):
+        buckets = self._buckets.get(shard)
+        if buckets is None:
+            buckets = self._buckets[shard] = self._limiter.buckets(shard, self._now)
+        if self._limiter.take_from(buckets, records, nbytes):
             return True
         self.paced.setdefault(shard, (records, nbytes))
         return False

@@ -13,7 +13,7 @@ that raised counts for all its records. Nothing is dropped: every record ends on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from producers.batching import RESOLVED, WAITING, Batch, CallPacker, Entry, Pending
@@ -25,7 +25,7 @@ from producers.ratelimit import ShardRateLimiter
 from producers.records import (
     HELD_OVERHEAD_BYTES,
     MAX_RECORD_BYTES,
-    Delivery,
+    DeliveryFields,
     Encoded,
     FailedEvent,
     ProduceResult,
@@ -85,6 +85,48 @@ class ProducerCore:
         self._schedule.append(pending)
         self._ledger.hold(pending)
         return seq
+
+    def add_many(
+        self,
+        records: Sequence[Encoded],
+        start: int,
+        now: float,
+        make_token: Callable[[], Any] | None = None,
+        tokens: list[Any] | None = None,
+    ) -> int:
+        """Buffer ``records[start:]`` in order while the buffer has room; returns the index of
+        the first record that did not fit (``len(records)`` when all did). With ``make_token``
+        each buffered record gets ``make_token()``, appended to ``tokens`` in order.
+
+        ``add_encoded`` for a chunk, the bulk path of ``EventProducer.put_many``: the room
+        check, put numbers and bookkeeping run in one loop here, not in five calls per record.
+        """
+        cfg, ledger = self.config, self._ledger
+        room_events = cfg.buffer_events - ledger.events
+        room_bytes = cfg.buffer_bytes - ledger.bytes - HELD_OVERHEAD_BYTES
+        seq, held, too_large = self._seq, [], None
+        for index in range(start, len(records)):
+            fields = records[index]
+            size = fields[3]
+            if room_events <= 0 or size > room_bytes:
+                break
+            if size > MAX_RECORD_BYTES:
+                too_large = RecordTooLarge(f"{fields[0]}: {size} bytes, at most 1 MiB")
+                break
+            room_events -= 1
+            room_bytes -= size + HELD_OVERHEAD_BYTES
+            seq += 1
+            token = None
+            if make_token is not None:
+                token = make_token()
+                tokens.append(token)  # type: ignore[union-attr]
+            held.append(Pending(*fields, seq, now, token))
+        self._seq = seq
+        self._schedule.extend(held)
+        ledger.hold_many(held)
+        if too_large is not None:
+            raise too_large
+        return start + len(held)
 
     def retry_after(self, now: float) -> float:
         """A guess of how long until the buffer has room: the next send plus one call."""
@@ -177,23 +219,64 @@ class ProducerCore:
             failure = CallFailure("InvalidResponse", message, retryable=True, maybe_written=True)
             return self.on_call_error(batch, failure, now, started)
         self._metrics.call(len(batch.entries), batch.nbytes, now - started)
-        outcome, shards = Outcome(), set()
-        plain = batch.records == len(batch.entries)  # no entry is an aggregate
-        for entry, answer in zip(batch.entries, answers, strict=True):
-            code = answer.get("ErrorCode")
-            if not code:
-                shards.add(
-                    self._deliver(entry, not plain and entry.aggregated, answer, now, outcome)
-                )
-                continue
-            self._metrics.throttled += code == THROTTLED
-            message = answer.get("ErrorMessage", "")
-            self._retry_or_fail(entry.items, code, message, code in RETRYABLE_CODES, now, outcome)
+        outcome = Outcome()
+        if batch.plain:
+            shards = self._apply_plain(batch.entries, answers, now, outcome)
+        else:
+            shards = set()
+            for entry, answer in zip(batch.entries, answers, strict=True):
+                code = answer.get("ErrorCode")
+                if code:
+                    self._answer_error(entry.items, code, answer, now, outcome)
+                else:
+                    shards.add(self._deliver(entry, entry.aggregated, answer, now, outcome))
         if self._limiter is not None:
             for shard in shards:
                 self._limiter.saw_shard(shard)
         self._settle(batch, now)
         return outcome
+
+    def _apply_plain(
+        self, pendings: list[Pending], answers: list[dict[str, Any]], now: float, outcome: Outcome
+    ) -> set[str]:
+        """``on_response`` for a plain call (each entry one record); returns the shards written.
+        Runs once per event sent, so the delivered are resolved in bulk, and a delivery's fields
+        are handed over only for a record with a token (a future)."""
+        shards: set[str] = set()
+        delivered: list[Pending] = []
+        resolved = outcome.resolved  # in the order sent, failures interleaved
+        for pending, answer in zip(pendings, answers, strict=True):
+            code = answer.get("ErrorCode")
+            if code:
+                self._answer_error((pending,), code, answer, now, outcome)
+                continue
+            if pending.state == RESOLVED:  # abandoned while in flight
+                continue
+            shard = str(answer.get("ShardId", ""))
+            shards.add(shard)
+            if pending.token is not None:
+                sequence = str(answer.get("SequenceNumber", ""))
+                resolved.append(
+                    (pending.token, (pending.event_id, shard, sequence, None, pending.attempts))
+                )
+            pending.state = RESOLVED
+            delivered.append(pending)
+        self._schedule.remove_many(delivered)
+        self._ledger.delivered_many(delivered, now)
+        return shards
+
+    def _answer_error(
+        self,
+        items: Iterable[Pending],
+        code: str,
+        answer: dict[str, Any],
+        now: float,
+        outcome: Outcome,
+    ) -> None:
+        """An entry Kinesis answered with ``code``: retry its records or fail them."""
+        self._metrics.throttled += code == THROTTLED
+        message = answer.get("ErrorMessage", "")
+        self._retry_or_fail(items, code, message, code in RETRYABLE_CODES, now, outcome)
 
     def on_call_error(
         self, batch: Batch, failure: CallFailure, now: float, started: float
@@ -222,17 +305,16 @@ class ProducerCore:
         self, entry: Entry, aggregated: bool, answer: dict[str, Any], now: float, outcome: Outcome
     ) -> str:
         """Resolve an entry Kinesis wrote; returns its shard. Runs once per entry sent, so it
-        is written out, and makes a ``Delivery`` only for a record with a token (a future)."""
+        is written out, and hands over a delivery's fields only for a record with a token."""
         shard, sequence = str(answer.get("ShardId", "")), str(answer.get("SequenceNumber", ""))
         schedule, ledger = self._schedule, self._ledger
         for index, pending in enumerate(entry.items):
             if pending.state == RESOLVED:  # abandoned while in flight
                 continue
-            delivery = None
+            delivery: DeliveryFields | None = None
             if pending.token is not None:
                 sub = index if aggregated else None
-                event_id = pending.event_id
-                delivery = Delivery(event_id, shard, sequence, sub, pending.attempts)
+                delivery = (pending.event_id, shard, sequence, sub, pending.attempts)
             schedule.remove(pending)
             pending.state = RESOLVED
             ledger.delivered(pending, delivery, now, outcome)
@@ -260,8 +342,10 @@ class ProducerCore:
                 self._ledger.failed(pending, failure, now, outcome)
 
     def _settle(self, batch: Batch, now: float) -> None:
-        if batch.records == len(batch.entries):  # one event an entry: one entry a key
-            keys: Iterable[str] = [e.items[0].partition_key for e in batch.entries]
+        if batch.plain:  # the entries are the records: one a key
+            keys: Iterable[str] = [pending.partition_key for pending in batch.entries]
+        elif batch.records == len(batch.entries):  # one event an entry: one entry a key
+            keys = [e.items[0].partition_key for e in batch.entries]
         else:
             keys = dict.fromkeys(p.partition_key for e in batch.entries for p in e.items)
         self._schedule.settle(keys, now, self._backoff)

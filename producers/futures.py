@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from producers.errors import DeliveryFailed
-from producers.records import Delivery, FailedEvent
+from producers.records import Delivery, DeliveryFields, FailedEvent
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +126,16 @@ class DeliveryFuture:
         self._listeners.append(listener)
 
 
-def resolve(resolved: Iterable[tuple[DeliveryFuture, Delivery | FailedEvent]]) -> None:
+def resolve(resolved: Iterable[tuple[DeliveryFuture, DeliveryFields | FailedEvent]]) -> None:
     """Complete futures with their results: flags under one lock, then wake waiters and run
     callbacks outside it (callbacks may put)."""
     woken: list[tuple[DeliveryFuture, list[Any]]] = []
     with _LOCK:
         for future, result in resolved:
-            if isinstance(result, Delivery):
-                future._outcome = (result.event_id, result.shard_id, result.sequence_number,
-                                   result.sub_sequence, result.attempts)  # fmt: skip
-            else:
+            if isinstance(result, FailedEvent):
                 future._outcome = DeliveryFailed(result)
+            else:
+                future._outcome = result  # Delivery's fields: made a Delivery when asked
             future._done = True
             if future._listeners is not None:
                 woken.append((future, future._listeners))

@@ -9,19 +9,20 @@ for the driver to hand to the event's future.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from producers.batching import Pending
 from producers.metrics import MetricsRecorder
-from producers.records import HELD_OVERHEAD_BYTES, Delivery, FailedEvent, ProduceResult
+from producers.records import HELD_OVERHEAD_BYTES, DeliveryFields, FailedEvent, ProduceResult
 
-Result = Delivery | FailedEvent
+Result = DeliveryFields | FailedEvent  # a delivery as ``Delivery``'s fields (records.py)
 
 
 @dataclass
 class Outcome:
-    """The records a call resolved: ``(token, Delivery | FailedEvent)`` in the order sent,
+    """The records a call resolved: ``(token, DeliveryFields | FailedEvent)`` in the order sent,
     for the records put with a token (a future) only."""
 
     resolved: list[tuple[Any, Result]] = field(default_factory=list)
@@ -44,6 +45,18 @@ class Watermark:
         while done and self.next in done:
             done.remove(self.next)
             self.next += 1
+
+    def resolve_many(self, seqs: Iterable[int]) -> None:
+        """``resolve`` each of ``seqs`` (the in-order case written out)."""
+        done = self._done
+        for seq in seqs:
+            if seq != self.next:
+                done.add(seq)
+                continue
+            self.next += 1
+            while done and self.next in done:
+                done.remove(self.next)
+                self.next += 1
 
 
 class Ledger:
@@ -70,16 +83,44 @@ class Ledger:
         if self.bytes > metrics.max_buffered_bytes:
             metrics.max_buffered_bytes = self.bytes
 
+    def hold_many(self, pendings: list[Pending]) -> None:
+        """``hold`` each of ``pendings`` (just put, in one chunk)."""
+        if not pendings:
+            return
+        self.events += len(pendings)
+        self.bytes += sum(p.size for p in pendings) + len(pendings) * HELD_OVERHEAD_BYTES
+        metrics = self._metrics  # the counts only grew: their maxima are now
+        metrics.max_buffered_events = max(metrics.max_buffered_events, self.events)
+        metrics.max_buffered_bytes = max(metrics.max_buffered_bytes, self.bytes)
+
     def delivered(
-        self, pending: Pending, delivery: Delivery | None, now: float, outcome: Outcome
+        self, pending: Pending, delivery: DeliveryFields | None, now: float, outcome: Outcome
     ) -> None:
         """A held record was written (once). ``delivery`` goes to its token; ``None`` when it
-        has no token (nobody asked, so no ``Delivery`` was made)."""
+        has no token (nobody asked, so no fields were gathered)."""
         self._release(pending, now)
         self._sent += 1
         self._metrics.sent += 1
         if pending.token is not None:
             outcome.resolved.append((pending.token, delivery))
+
+    def delivered_many(self, pendings: list[Pending], now: float) -> None:
+        """``delivered`` for records of one call that have no outcome to hand over (the core
+        already put each token's delivery in the call's ``Outcome``)."""
+        if not pendings:
+            return
+        count = len(pendings)
+        self.events -= count
+        self.bytes -= sum(p.size for p in pendings) + count * HELD_OVERHEAD_BYTES
+        self._watermark.resolve_many(p.seq for p in pendings)
+        self._sent += count
+        metrics = self._metrics
+        metrics.sent += count
+        metrics.outcomes += count
+        metrics.put_latency_sum += count * now - sum(p.added_at for p in pendings)
+        oldest = now - min(p.added_at for p in pendings)
+        if oldest > metrics.put_latency_max:
+            metrics.put_latency_max = oldest
 
     def failed(self, pending: Pending, failure: FailedEvent, now: float, outcome: Outcome) -> None:
         """A held record will not be written (once): kept for ``take_result``."""

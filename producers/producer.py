@@ -13,11 +13,14 @@ event_id (a call that timed out may have written its records before they are res
 consumers dedupe by high-water marks or event_id.
 
 Cost per event (bench/producer.py; it was about 40 µs): the JSON comes straight from
-pydantic-core's serializer; events are held as the core's ``Pending`` only (``encode`` gives
-plain tuples, no ``Record`` objects), added a chunk of ``max_batch_records`` per lock
-round-trip; futures are ``DeliveryFuture``s, not ``concurrent.futures.Future``s (no Condition
-each, resolved a call at a time under one lock). Fewer long-lived objects per event matter as
-much as fewer instructions: CPython's full GC passes come sooner and scan everything live.
+pydantic-core's serializer; events are held as the core's ``Pending`` only (``encode_many``
+gives plain tuples, no ``Record`` objects; a plain call's entries are the ``Pending``s
+themselves), added a chunk of ``max_batch_records`` per lock round-trip and per core call;
+futures are ``DeliveryFuture``s, not ``concurrent.futures.Future``s (no Condition each,
+resolved a call at a time under one lock, from a tuple of the delivery's fields). After a
+chunk that made a call due the putter yields the GIL, so a burst does not fill the buffer
+before the sender runs. Fewer long-lived objects per event matter as much as fewer
+instructions: CPython's full GC passes come sooner and scan everything live.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, overload
 
@@ -36,7 +40,7 @@ from producers.events import Event
 from producers.futures import DeliveryFuture, resolve
 from producers.metrics import ProducerMetrics
 from producers.outcomes import Outcome
-from producers.records import Delivery, Encoded, FailedEvent, ProduceResult, Record, encode
+from producers.records import Delivery, Encoded, FailedEvent, ProduceResult, Record, encode_many
 from producers.shards import load_shard_map
 
 __all__ = [
@@ -118,12 +122,17 @@ class EventProducer:
         ``results=False`` is the bulk path: no futures (``None`` is returned), outcomes are
         reported only by the ``ProduceResult`` of the next ``flush``/``close``.
         """
-        encoded = [encode(event) for event in events]  # all validated before any is buffered
+        encoded = encode_many(events)  # all validated before any is buffered
         futures: list[DeliveryFuture] | None = [] if results else None
         chunk = self.config.max_batch_records
         for start in range(0, len(encoded), chunk):
             with self._work:  # a chunk at a time, so the sender applies answers in between
-                self._add(encoded[start : start + chunk], timeout, futures, start)
+                due = self._add(encoded[start : start + chunk], timeout, futures, start)
+            if due:
+                # a full call is ready: hand the GIL to the sender now. In a burst the buffer
+                # then holds about a call's worth instead of filling to its bound, and held
+                # events die young (CPython's full GC passes scan every survivor)
+                time.sleep(0)
         return futures
 
     def flush(self, timeout: float | None = None) -> ProduceResult:
@@ -185,23 +194,23 @@ class EventProducer:
         timeout: float | None,
         futures: list[DeliveryFuture] | None,
         accepted: int,
-    ) -> None:
-        """Buffer ``records`` (``accepted`` of the ``put_many`` are in already)."""
+    ) -> bool:
+        """Buffer ``records`` (``accepted`` of the ``put_many`` are in already); returns True
+        when a call is due (the sender was woken for it)."""
         self._raise_if_closed()
-        core, now = self._core, self._clock.now()
-        for fields in records:
-            if not core.has_room(fields[3]):
-                self._wait_for_room(fields[3], timeout, accepted)
-                now = self._clock.now()
-            future = None
-            if futures is not None:
-                future = DeliveryFuture()
-                futures.append(future)
-            core.add_encoded(fields, now, future)
-            accepted += 1
+        core, index = self._core, 0
+        make_token = DeliveryFuture if futures is not None else None
+        while True:
+            now = self._clock.now()
+            index = core.add_many(records, index, now, make_token, futures)
+            if index == len(records):
+                break
+            self._wait_for_room(records[index][3], timeout, accepted + index)
         self._start_sender()
-        if self._sender_idle or core.due(now):
+        due = core.due(now)
+        if self._sender_idle or due:
             self._work.notify()  # else the sender's timer will see these in time
+        return due
 
     def _wait_for_room(self, size: int, timeout: float | None, accepted: int) -> None:
         if timeout is _DEFAULT:

@@ -81,10 +81,20 @@ class ShardRateLimiter:
 
     def try_take(self, shard: str, records: int, nbytes: int, now: float) -> bool:
         """Pay for ``records`` and ``nbytes`` on ``shard`` if both buckets allow it now."""
+        return self.take_from(self.buckets(shard, now), records, nbytes)
+
+    def buckets(self, shard: str, now: float) -> tuple[TokenBucket, TokenBucket]:
+        """``shard``'s (records, bytes) buckets, refilled to ``now``: for ``take_from`` calls
+        at that same instant."""
         count, size = self._buckets.get(shard) or self._buckets_of(shard, now)
-        if now > count.updated or now > size.updated:
-            count.refill(now)
-            size.refill(now)
+        count.refill(now)
+        size.refill(now)
+        return count, size
+
+    @staticmethod
+    def take_from(buckets: tuple[TokenBucket, TokenBucket], records: int, nbytes: int) -> bool:
+        """Pay ``records`` and ``nbytes`` from ``buckets`` (see ``buckets``) if both allow it."""
+        count, size = buckets
         # can_take and take of both buckets, written out: this runs once per record sent
         if count.tokens + _EPSILON < min(records, count.capacity):
             return False

@@ -44,6 +44,18 @@ class KeySchedule:
             self._push_ready(key, pending)
         queue.append(pending)
 
+    def extend(self, pendings: Iterable[Pending]) -> None:
+        """``append`` each record in order (the bulk path: one call for a chunk)."""
+        queues = self._queues
+        for pending in pendings:
+            key = pending.partition_key
+            queue = queues.get(key)
+            if queue is None:
+                queues[key] = deque((pending,))
+                self._push_ready(key, pending)
+            else:
+                queue.append(pending)
+
     def regroup(self, shard_of: ShardOf) -> None:
         """Sort the ready keys into shard groups again, by a new shard map's ``shard_of``."""
         self._shard_of = shard_of
@@ -121,6 +133,16 @@ class KeySchedule:
             queue.popleft()
         else:
             queue.remove(pending)
+
+    def remove_many(self, pendings: Iterable[Pending]) -> None:
+        """``remove`` each of ``pendings`` (resolved by one call)."""
+        queues = self._queues
+        for pending in pendings:
+            queue = queues[pending.partition_key]
+            if queue[0] is pending:
+                queue.popleft()
+            else:
+                queue.remove(pending)
 
     def settle(self, keys: Iterable[str], now: float, delay: Callable[[int], float]) -> None:
         """After a call: each of its keys becomes ready, waits ``delay(attempts)`` for its
