@@ -87,6 +87,7 @@ class EventProducer:
         self._progress = threading.Condition(lock)  # putters and flushers wait for outcomes
         self._sender: threading.Thread | None = None
         self._sender_idle = False  # waiting for work with no timer armed
+        self._unyielded = 0  # events put since the putters last yielded the GIL to the sender
         self._closing = self._closed = False
         self._stopped: BaseException | None = None
 
@@ -127,11 +128,12 @@ class EventProducer:
         chunk = self.config.max_batch_records
         for start in range(0, len(encoded), chunk):
             with self._work:  # a chunk at a time, so the sender applies answers in between
-                due = self._add(encoded[start : start + chunk], timeout, futures, start)
-            if due:
-                # a full call is ready: hand the GIL to the sender now. In a burst the buffer
-                # then holds about a call's worth instead of filling to its bound, and held
-                # events die young (CPython's full GC passes scan every survivor)
+                yield_now = self._add(encoded[start : start + chunk], timeout, futures, start)
+            if yield_now:
+                # a call is due: let the sender take the lock and the GIL now. Both threads
+                # run Python under one lock, and a putter re-taking it at once would starve
+                # the sender until the buffer is full; this way a burst holds about a call's
+                # worth, and held events die young (CPython's full GC passes scan survivors)
                 time.sleep(0)
         return futures
 
@@ -196,7 +198,8 @@ class EventProducer:
         accepted: int,
     ) -> bool:
         """Buffer ``records`` (``accepted`` of the ``put_many`` are in already); returns True
-        when a call is due (the sender was woken for it)."""
+        when the caller should yield the GIL to the sender: a call is due, and a call's worth
+        of events went in since the last yield (so ``put`` per event yields rarely)."""
         self._raise_if_closed()
         core, index = self._core, 0
         make_token = DeliveryFuture if futures is not None else None
@@ -210,7 +213,11 @@ class EventProducer:
         due = core.due(now)
         if self._sender_idle or due:
             self._work.notify()  # else the sender's timer will see these in time
-        return due
+        self._unyielded += len(records)
+        if due and self._unyielded >= self.config.max_batch_records:
+            self._unyielded = 0
+            return True
+        return False
 
     def _wait_for_room(self, size: int, timeout: float | None, accepted: int) -> None:
         if timeout is _DEFAULT:
