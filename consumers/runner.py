@@ -37,6 +37,7 @@ __all__ = ["EmbeddedRunner", "LeaseOptions", "RunnerStats", "ShardProgress", "de
 log = logging.getLogger(__name__)
 
 GET_RECORDS_LIMIT = 10_000
+PARENT_KEYS = ("ParentShardId", "AdjacentParentShardId")
 DEFAULT_MAX_FAILURES = 5  # a batch failing this often in a row stops the runner (None: never)
 
 
@@ -146,7 +147,7 @@ class EmbeddedRunner:
             await _wait_any([stop, state.wake], self._options.renewal)
 
     async def _sync_shards(self) -> None:
-        """Create a lease for every shard of the stream (idempotent)."""
+        """Create a lease for every shard of the stream not seen before (idempotent)."""
         kwargs: dict[str, Any] = {"StreamName": self._stream}
         shards: list[dict[str, Any]] = []
         while True:
@@ -155,20 +156,24 @@ class EmbeddedRunner:
             if not response.get("NextToken"):
                 break
             kwargs = {"NextToken": response["NextToken"]}
-        for shard in shards:
-            parents = [shard[k] for k in ("ParentShardId", "AdjacentParentShardId") if k in shard]
-            await self._leases.ensure(shard["ShardId"], parents)
-            self.stats.shards.setdefault(shard["ShardId"], ShardProgress())
+        new = [shard for shard in shards if shard["ShardId"] not in self.stats.shards]
+        await gather_or_cancel(
+            self._leases.ensure(s["ShardId"], [s[k] for k in PARENT_KEYS if k in s]) for s in new
+        )
+        for shard in new:
+            self.stats.shards[shard["ShardId"]] = ShardProgress()
 
     async def _renew(self) -> None:
-        for shard_id, shard in list(self._shards.items()):
-            if shard.lease.lost:
-                continue
-            try:
-                await self._leases.renew(shard.lease)
-            except LeaseLost:
-                log.warning("shard %s: lease lost to another worker; stopping it", shard_id)
-                shard.stop.set()
+        """Renew every held lease, concurrently: a slow call must not make the others late."""
+        held = [shard for shard in self._shards.values() if not shard.lease.lost]
+        await asyncio.gather(*(self._renew_one(shard) for shard in held))
+
+    async def _renew_one(self, shard: _Shard) -> None:
+        try:
+            await self._leases.renew(shard.lease)
+        except LeaseLost:
+            log.warning("shard %s: lease lost to another worker; stopping it", shard.lease.shard_id)
+            shard.stop.set()
 
     async def _reap(self) -> bool:
         """Forget shards whose reader finished; True if one ended. A reader's error (other than

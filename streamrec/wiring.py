@@ -37,6 +37,9 @@ class Clients:
     dynamodb: Any
     s3: Any
     glue: Any
+    # the leases' own DynamoDB client: feature writes filling the main client's connection pool
+    # must not hold back the renewals that keep a runner's leases alive
+    leases: Any
 
 
 @dataclass
@@ -59,7 +62,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         clients = Clients(
             *[
                 await stack.enter_async_context(async_client(service, settings))
-                for service in ("kinesis", "dynamodb", "s3", "glue")
+                for service in ("kinesis", "dynamodb", "s3", "glue", "dynamodb")
             ]
         )
         online = OnlineStore(clients.dynamodb, settings.features_table)
@@ -75,7 +78,7 @@ def build_runner(
     """The embedded runner of ``settings`` driving ``processors``; ``options`` go to the runner
     (``worker_id`` names its leases' owner, default the settings')."""
     leases = LeaseTable(
-        clients.dynamodb,
+        clients.leases,
         settings.checkpoints_table,
         settings.app_name,
         options.pop("worker_id", settings.worker_id),
