@@ -103,6 +103,7 @@ class ShardReader:
                 throttled = await self._on_read_error(lease, progress, exc, throttled, stop)
                 if error_code(exc) == "ExpiredIteratorException":
                     iterator = await self._iterator(lease.shard_id, progress.checkpoint)
+                await sleep_until(started + MIN_POLL_INTERVAL, stop)  # refused calls count too
                 continue
             throttled = 0
             iterator, records = await self._take(lease, progress, response, stop)
