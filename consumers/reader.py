@@ -18,7 +18,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,6 +26,7 @@ from consumers.checkpoints import SHARD_END
 from consumers.dead_letter import DeadLetterSink, Poison
 from consumers.decoding import RawRecord, decode_raw
 from consumers.leases import Lease, LeaseLost, LeaseTable
+from consumers.options import ReadOptions
 from consumers.processor import Batch, RecordProcessor
 from consumers.stats import ShardProgress
 from feature_store.transforms import Sequenced
@@ -35,17 +35,6 @@ from infra.errors import THROTTLING_CODES, error_code, translate
 log = logging.getLogger(__name__)
 
 MIN_POLL_INTERVAL = 0.2  # seconds: Kinesis allows 5 GetRecords calls per second per shard
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How a shard is polled, and how failures are retried."""
-
-    idle_interval: float = 1.0  # extra wait after an empty answer
-    limit: int = 10_000  # records per GetRecords call
-    max_failures: int | None = 5  # a batch failing this often in a row surfaces (None: never)
-    retry_delay: float = 0.5  # first back-off after a failed batch or a throttled call
-    max_retry_delay: float = 30.0
 
 
 class ShardReader:

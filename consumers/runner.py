@@ -27,10 +27,12 @@ from typing import Any
 from consumers.balancing import ExpiryTracker, available, to_take
 from consumers.dead_letter import DeadLetterSink
 from consumers.leases import Lease, LeaseLost, LeaseTable
+from consumers.options import LeaseOptions, ReadOptions
 from consumers.processor import RecordProcessor
-from consumers.reader import ReadOptions, ShardReader, decode
+from consumers.reader import ShardReader, decode
 from consumers.stats import RunnerStats, ShardProgress
-from consumers.tasks import gather_or_cancel
+from consumers.tasks import cancel_and_wait, gather_or_cancel, wait_any
+from infra.errors import ServiceError
 
 __all__ = ["EmbeddedRunner", "LeaseOptions", "RunnerStats", "ShardProgress", "decode"]
 
@@ -39,25 +41,6 @@ log = logging.getLogger(__name__)
 GET_RECORDS_LIMIT = 10_000
 PARENT_KEYS = ("ParentShardId", "AdjacentParentShardId")
 DEFAULT_MAX_FAILURES = 5  # a batch failing this often in a row stops the runner (None: never)
-
-
-@dataclass(frozen=True)
-class LeaseOptions:
-    """Timings of leasing, shard discovery, the watchdog and lag logs (seconds)."""
-
-    failover_time: float = 10.0  # a lease whose counter stood still this long is expired
-    lease_renewal_interval: float | None = None  # default: a third of the failover time
-    shard_sync_interval: float = 10.0
-    watchdog_timeout: float | None = 60.0  # None: no watchdog
-    lag_log_interval: float = 30.0
-
-    @property
-    def renewal(self) -> float:
-        """Seconds between rounds: renewals must land well inside the failover time."""
-        renewal = self.lease_renewal_interval or self.failover_time / 3
-        if renewal >= self.failover_time:
-            raise ValueError("lease_renewal_interval must be shorter than failover_time")
-        return renewal
 
 
 @dataclass
@@ -98,6 +81,7 @@ class EmbeddedRunner:
         options = ReadOptions(idle_interval, limit, max_failures, retry_delay, max_retry_delay)
         self._reader = ShardReader(kinesis, stream_name, leases, processors, dead_letter, options)
         self._options = lease_options or LeaseOptions()
+        self._renewal = self._options.renewal  # validated here, not at the first round
         self._expiry = ExpiryTracker(self._options.failover_time)
         self._shards: dict[str, _Shard] = {}
         self.stats = RunnerStats()
@@ -144,7 +128,7 @@ class EmbeddedRunner:
                 state.lag_due = now + self._options.lag_log_interval
             if until_caught_up and self._caught_up(leases):
                 return
-            await _wait_any([stop, state.wake], self._options.renewal)
+            await wait_any([stop, state.wake], self._renewal)
 
     async def _sync_shards(self) -> None:
         """Create a lease for every shard of the stream not seen before (idempotent)."""
@@ -174,6 +158,9 @@ class EmbeddedRunner:
         except LeaseLost:
             log.warning("shard %s: lease lost to another worker; stopping it", shard.lease.shard_id)
             shard.stop.set()
+        except ServiceError as exc:
+            # one failed renewal is no loss: the next round renews again, well inside failover
+            log.warning("shard %s: lease renewal failed (%s)", shard.lease.shard_id, exc)
 
     async def _reap(self) -> bool:
         """Forget shards whose reader finished; True if one ended. A reader's error (other than
@@ -182,7 +169,7 @@ class EmbeddedRunner:
         for shard_id, shard in list(self._shards.items()):
             if not shard.task.done():
                 continue
-            error = shard.task.exception()
+            error = None if shard.task.cancelled() else shard.task.exception()
             progress = self.stats.shards[shard_id]
             if isinstance(error, LeaseLost) or shard.lease.lost:
                 progress.held = False
@@ -235,7 +222,7 @@ class EmbeddedRunner:
                 now - progress.last_progress,
             )
             progress.watchdog_restarts += 1
-            await _cancel(shard.task)
+            await cancel_and_wait(shard.task)
             for processor in self._processors:
                 await processor.lease_lost(shard_id)
             await self._leases.release(shard.lease)
@@ -259,13 +246,13 @@ class EmbeddedRunner:
         for shard in self._shards.values():
             shard.stop.set()
         while pending := [s.task for s in self._shards.values() if not s.task.done()]:
-            await asyncio.wait(pending, timeout=self._options.renewal)
+            await asyncio.wait(pending, timeout=self._renewal)
             await self._renew()
         await self._reap()
 
     async def _cancel_all(self) -> None:
         for shard in self._shards.values():
-            await _cancel(shard.task)
+            await cancel_and_wait(shard.task)
 
     async def _release_all(self) -> None:
         """Give every lease up at once, so another runner takes them without waiting."""
@@ -274,18 +261,3 @@ class EmbeddedRunner:
         await gather_or_cancel(self._leases.release(s.lease) for s in shards)
         for shard in shards:
             self.stats.shards[shard.lease.shard_id].held = False
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.wait([task])
-
-
-async def _wait_any(events: list[asyncio.Event], timeout: float) -> None:
-    """Wait until one of ``events`` is set, or ``timeout`` seconds."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
