@@ -23,13 +23,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from consumers.checkpoints import SHARD_END
-from consumers.dead_letter import DeadLetterSink, Poison
-from consumers.decoding import RawRecord, decode_raw
+from consumers.dead_letter import DeadLetterSink
+from consumers.decoding import decode
 from consumers.leases import Lease, LeaseLost, LeaseTable
 from consumers.options import ReadOptions
 from consumers.processor import Batch, RecordProcessor
 from consumers.stats import ShardProgress
-from feature_store.transforms import Sequenced
 from infra.errors import THROTTLING_CODES, error_code, translate
 
 log = logging.getLogger(__name__)
@@ -218,21 +217,16 @@ class ShardReader:
         progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
 
 
-def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
-    """Split GetRecords output into valid events (in order) and poison records (see
-    ``consumers.decoding.decode_raw``: KPL aggregates yield their user records)."""
-    return decode_raw(
-        shard_id,
-        (
-            RawRecord(
-                r["SequenceNumber"],
-                r["PartitionKey"],
-                r["Data"],
-                int(r["ApproximateArrivalTimestamp"].timestamp() * 1000),
-            )
-            for r in records
-        ),
-    )
+async def list_shards(kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
+    """Every shard of the stream, closed ones still in retention included (ListShards pages)."""
+    kwargs: dict[str, Any] = {"StreamName": stream_name}
+    shards: list[dict[str, Any]] = []
+    while True:
+        response = await kinesis.list_shards(**kwargs)
+        shards += response["Shards"]
+        if not response.get("NextToken"):
+            return shards
+        kwargs = {"NextToken": response["NextToken"]}
 
 
 def backoff(base: float, cap: float, attempt: int) -> float:

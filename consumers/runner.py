@@ -26,10 +26,11 @@ from typing import Any
 
 from consumers.balancing import ExpiryTracker, available, to_take
 from consumers.dead_letter import DeadLetterSink
+from consumers.decoding import decode
 from consumers.leases import Lease, LeaseLost, LeaseTable
 from consumers.options import LeaseOptions, ReadOptions
 from consumers.processor import RecordProcessor
-from consumers.reader import ShardReader, decode
+from consumers.reader import ShardReader, list_shards
 from consumers.stats import RunnerStats, ShardProgress
 from consumers.tasks import cancel_and_wait, gather_or_cancel, wait_any
 from infra.errors import ServiceError
@@ -132,14 +133,7 @@ class EmbeddedRunner:
 
     async def _sync_shards(self) -> None:
         """Create a lease for every shard of the stream not seen before (idempotent)."""
-        kwargs: dict[str, Any] = {"StreamName": self._stream}
-        shards: list[dict[str, Any]] = []
-        while True:
-            response = await self._kinesis.list_shards(**kwargs)
-            shards += response["Shards"]
-            if not response.get("NextToken"):
-                break
-            kwargs = {"NextToken": response["NextToken"]}
+        shards = await list_shards(self._kinesis, self._stream)
         new = [shard for shard in shards if shard["ShardId"] not in self.stats.shards]
         await gather_or_cancel(
             self._leases.ensure(s["ShardId"], [s[k] for k in PARENT_KEYS if k in s]) for s in new

@@ -13,8 +13,8 @@ import sys
 import time
 from collections import Counter
 
+from consumers.decoding import decode
 from consumers.leases import LeaseTable
-from consumers.reader import decode
 from consumers.runner import LeaseOptions
 from feature_store.positions import Position
 from infra.clients import client

@@ -120,7 +120,8 @@ async def test_lag_is_reported_per_shard(
     one_shard: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     events = synthetic_events(200, users=10, items=30, seed=23)
-    produce(one_shard, events)
+    produce(one_shard, events[:100])  # two producers, two calls: the records' arrival differs
+    produce(one_shard, events[100:])
     recording = Recording()
     caplog.set_level(logging.INFO, logger="consumers.runner")
     async with pipeline(one_shard) as p:
@@ -143,7 +144,8 @@ async def test_the_watchdog_restarts_a_stuck_shard(
     events = synthetic_events(150, users=10, items=30, seed=24)
     produce(one_shard, events)
     recording = Recording(hang=True)
-    watched = replace(FAST, watchdog_timeout=0.5)
+    # far longer than a healthy batch takes on a loaded moto, so only the stuck one trips it
+    watched = replace(FAST, watchdog_timeout=2.0)
     async with pipeline(one_shard) as p:
         kinesis = FailingGetRecords(p.clients.kinesis, {})
         runner = await consume(one_shard, p, recording, kinesis, limit=50, lease_options=watched)
