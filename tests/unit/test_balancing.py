@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from consumers.balancing import ExpiryTracker, available, fair_share, to_take
 from consumers.checkpoints import SHARD_END
 from consumers.leases import Lease
+from consumers.options import LeaseOptions
 
 
 def leases(*owners: str | None) -> list[Lease]:
@@ -68,3 +71,9 @@ def test_a_child_is_available_only_once_every_parent_ended() -> None:
     assert {le.shard_id for le in available([parent_a, parent_b, child, orphan])} == {"b", "d"}
     parent_b.checkpoint = SHARD_END
     assert {le.shard_id for le in available([parent_a, parent_b, child, orphan])} == {"c", "d"}
+
+
+def test_renewals_default_to_a_third_of_the_failover_time_and_must_be_shorter() -> None:
+    assert LeaseOptions(failover_time=9.0).renewal == 3.0
+    with pytest.raises(ValueError, match="shorter than failover_time"):
+        _ = LeaseOptions(failover_time=1.0, lease_renewal_interval=1.0).renewal
