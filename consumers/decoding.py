@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from consumers.dead_letter import Poison
 from feature_store.transforms import Sequenced
@@ -59,3 +60,20 @@ def _decode_one(
     except InvalidEvent as exc:
         return Poison(shard_id, seq, key, data, arrival_ms, str(exc), sub_sequence=sub)
     return Sequenced(event, shard_id, seq, arrival_ms, sub or 0)
+
+
+def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
+    """Split GetRecords output into valid events (in order) and poison records (see
+    ``consumers.decoding.decode_raw``: KPL aggregates yield their user records)."""
+    return decode_raw(
+        shard_id,
+        (
+            RawRecord(
+                r["SequenceNumber"],
+                r["PartitionKey"],
+                r["Data"],
+                int(r["ApproximateArrivalTimestamp"].timestamp() * 1000),
+            )
+            for r in records
+        ),
+    )

@@ -76,6 +76,9 @@ class FeatureProcessor:
     async def shutdown_requested(self, shard_id: str) -> None:
         """Nothing buffered: every batch is written before ``process_records`` returns."""
 
+    async def lease_lost(self, shard_id: str) -> None:
+        """Nothing buffered: every batch is written before ``process_records`` returns."""
+
     async def process_records(self, batch: Batch) -> None:
         """Apply the batch to every row it touches; returns once all writes succeeded."""
         if not batch.events:

@@ -41,3 +41,6 @@ class ParquetLander:
 
     async def shutdown_requested(self, shard_id: str) -> None:
         """Nothing to flush: every batch was written when it was processed."""
+
+    async def lease_lost(self, shard_id: str) -> None:
+        """Nothing buffered: every batch was written when it was processed."""

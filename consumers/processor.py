@@ -38,3 +38,7 @@ class RecordProcessor(Protocol):
 
     async def shutdown_requested(self, shard_id: str) -> None:
         """The runtime stops reading ``shard_id``: flush what is buffered."""
+
+    async def lease_lost(self, shard_id: str) -> None:
+        """Another worker reads ``shard_id`` now (or the runtime restarts it): drop what is
+        buffered for it, unwritten; no checkpoint of this runtime will cover it any more."""

@@ -1,89 +1,71 @@
-"""The embedded runner: reads every shard of a stream with aiobotocore in one asyncio process.
+"""The embedded runner: reads the shards it leases with aiobotocore in one asyncio process.
 
-Per shard it resumes after the last checkpoint (or at TRIM_HORIZON), polls GetRecords within
-Kinesis's limit of five calls per second per shard, decodes each record once (poison goes to the
-dead-letter prefix), drives every processor in order, and checkpoints only after all of them
-returned. A batch that fails (a processor error, the dead-letter sink failing) is read again from
-the shard's last checkpoint after an exponential back-off, never skipped; after ``max_failures``
-failures in a row the error surfaces from ``run`` and the other shards stop too.
+Each round (every ``lease_renewal_interval``) it renews its leases, lists the shards when due
+(every ``shard_sync_interval``, and at once after a shard ended) creating a lease per new shard,
+takes free and expired leases up to its fair share (``consumers.balancing``), starts a
+``ShardReader`` per new lease, restarts shards the watchdog finds stuck, and logs the lag.
+Runners of one application name in other processes or hosts split the shards between them; a
+dead runner's leases are taken over once their counters stood still for ``failover_time``. A
+child shard is read only after all its parents reached SHARD_END, so each user's events are
+applied in order across splits and merges.
 
-This runtime serves one process. Past one machine the same processors run under the KCL.
+Stopping: setting ``stop`` lets each shard finish the batch in hand and checkpoint, then every
+lease is released at once for another runner to take. A failing shard stops the others, releases
+the leases and surfaces its error. Cancelling ``run`` is a crash: nothing more is written, and
+the leases expire after the failover time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from consumers.balancing import ExpiryTracker, available, to_take
+from consumers.dead_letter import DeadLetterSink
+from consumers.decoding import decode
+from consumers.leases import Lease, LeaseLost, LeaseTable
+from consumers.options import LeaseOptions, ReadOptions
+from consumers.processor import RecordProcessor
+from consumers.reader import ShardReader, list_shards
+from consumers.stats import RunnerStats, ShardProgress
+from consumers.tasks import cancel_and_wait, gather_or_cancel, wait_any
+from infra.errors import ServiceError
 
-from consumers.checkpoints import SHARD_END, DynamoCheckpointer
-from consumers.dead_letter import DeadLetterSink, Poison
-from consumers.decoding import RawRecord, decode_raw
-from consumers.processor import Batch, RecordProcessor
-from consumers.tasks import gather_or_cancel
-from feature_store.transforms import Sequenced
-from infra.errors import error_code, translate
+__all__ = ["EmbeddedRunner", "LeaseOptions", "RunnerStats", "ShardProgress", "decode"]
 
 log = logging.getLogger(__name__)
 
-MIN_POLL_INTERVAL = 0.2  # seconds: Kinesis allows 5 GetRecords calls per second per shard
 GET_RECORDS_LIMIT = 10_000
-# A batch failing this many times in a row stops the runner with its error (None: retry forever,
-# as the KCL does). A process supervisor restarts it from the checkpoints.
-DEFAULT_MAX_FAILURES = 5
+PARENT_KEYS = ("ParentShardId", "AdjacentParentShardId")
+DEFAULT_MAX_FAILURES = 5  # a batch failing this often in a row stops the runner (None: never)
 
 
 @dataclass
-class ShardProgress:
-    """What the runner knows of one shard, for progress bars and lag reporting."""
-
-    records: int = 0  # Kinesis records (an aggregated record counts once)
-    events: int = 0  # valid events decoded from them
-    poison: int = 0
-    millis_behind_latest: int | None = None
-    checkpoint: str | None = None
-    caught_up: bool = False
-    ended: bool = False
-    failures: int = 0  # batches that failed in a row (reset by a success)
-    errors: int = 0  # batches that failed in all
+class _Shard:
+    lease: Lease
+    stop: asyncio.Event
+    task: asyncio.Task[None]
 
 
 @dataclass
-class RunnerStats:
-    """Progress of every shard the runner reads."""
-
-    shards: dict[str, ShardProgress] = field(default_factory=dict)
-
-    @property
-    def records(self) -> int:
-        """Records read from every shard, poison included."""
-        return sum(p.records for p in self.shards.values())
-
-    @property
-    def events(self) -> int:
-        """Valid events decoded from every shard (aggregated records counted by their events)."""
-        return sum(p.events for p in self.shards.values())
-
-    @property
-    def poison(self) -> int:
-        """Records sent to the dead-letter prefix."""
-        return sum(p.poison for p in self.shards.values())
+class _Round:
+    sync_due: float = 0.0
+    lag_due: float = 0.0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class EmbeddedRunner:
-    """Polls every shard of ``stream_name`` and drives ``processors`` with what it reads."""
+    """Leases shards of ``stream_name`` and drives ``processors`` with what it reads."""
 
     def __init__(
         self,
         kinesis: Any,
         stream_name: str,
-        checkpointer: DynamoCheckpointer,
+        leases: LeaseTable,
         processors: Sequence[RecordProcessor],
         dead_letter: DeadLetterSink,
         *,
@@ -92,158 +74,184 @@ class EmbeddedRunner:
         max_failures: int | None = DEFAULT_MAX_FAILURES,
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
+        lease_options: LeaseOptions | None = None,
     ) -> None:
-        self._kinesis = kinesis
-        self._stream = stream_name
-        self._checkpointer = checkpointer
+        self._kinesis, self._stream = kinesis, stream_name
+        self._leases = leases
         self._processors = list(processors)
-        self._dead_letter = dead_letter
-        self._idle = max(idle_interval, MIN_POLL_INTERVAL)
-        self._limit = limit
-        self._max_failures = max_failures
-        self._retry_delay, self._max_retry_delay = retry_delay, max_retry_delay
+        options = ReadOptions(idle_interval, limit, max_failures, retry_delay, max_retry_delay)
+        self._reader = ShardReader(kinesis, stream_name, leases, processors, dead_letter, options)
+        self._options = lease_options or LeaseOptions()
+        self._renewal = self._options.renewal  # validated here, not at the first round
+        self._expiry = ExpiryTracker(self._options.failover_time)
+        self._shards: dict[str, _Shard] = {}
         self.stats = RunnerStats()
+
+    @property
+    def worker_id(self) -> str:
+        """The owner this runner writes on its leases."""
+        return self._leases.worker_id
 
     async def run(
         self, *, until_caught_up: bool = False, stop: asyncio.Event | None = None
     ) -> None:
-        """Read every shard until ``stop`` is set, or (``until_caught_up``) until every shard
-        returned an empty batch at the tip of the stream or ended."""
+        """Read leased shards until ``stop`` is set, or (``until_caught_up``) until every shard
+        that can be read is held here and answered empty at its tip, or ended."""
         stop = stop or asyncio.Event()
-        shards = await self._list_shards()
-        for shard_id in shards:
-            self.stats.shards[shard_id] = ShardProgress()
-        # a failing shard cancels the others, so no shard runs on unobserved
-        await gather_or_cancel(self._run_shard(s, stop, until_caught_up) for s in shards)
+        try:
+            await self._supervise(stop, until_caught_up)
+            await self._drain()
+        except asyncio.CancelledError:
+            await self._cancel_all()  # a crash: the leases expire on their own
+            raise
+        except BaseException:
+            await self._cancel_all()
+            await self._release_all()
+            raise
+        await self._release_all()
 
-    async def _list_shards(self) -> list[str]:
-        shards: list[str] = []
-        kwargs: dict[str, Any] = {"StreamName": self._stream}
-        while True:
-            response = await self._kinesis.list_shards(**kwargs)
-            shards += [s["ShardId"] for s in response["Shards"]]
-            if not response.get("NextToken"):
-                return shards
-            kwargs = {"NextToken": response["NextToken"]}
-
-    async def _run_shard(self, shard_id: str, stop: asyncio.Event, until_caught_up: bool) -> None:
-        progress = self.stats.shards[shard_id]
-        progress.checkpoint = await self._checkpointer.get(shard_id)
-        if progress.checkpoint == SHARD_END:
-            progress.ended = progress.caught_up = True
-            return
-        for processor in self._processors:
-            await processor.initialize(shard_id)
-        iterator = await self._iterator(shard_id, progress.checkpoint)
+    async def _supervise(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+        state = _Round()
         while not stop.is_set():
-            started = time.monotonic()
-            try:
-                response = await self._kinesis.get_records(
-                    ShardIterator=iterator, Limit=self._limit
-                )
-            except ClientError as exc:
-                if error_code(exc) != "ExpiredIteratorException":
-                    raise translate("GetRecords", exc) from exc
-                iterator = await self._iterator(shard_id, progress.checkpoint)
-                continue
-            records = response.get("Records", [])
-            progress.millis_behind_latest = response.get("MillisBehindLatest")
-            if records:
-                try:
-                    await self._process(shard_id, records, progress)
-                except Exception as exc:
-                    # back to the last checkpoint: the batch is read again, never skipped
-                    await self._back_off(shard_id, progress, exc, stop)
-                    iterator = await self._iterator(shard_id, progress.checkpoint)
-                    continue
-                progress.failures = 0
-            iterator = response.get("NextShardIterator")
-            if iterator is None:
-                await self._end_shard(shard_id, progress)
+            state.wake.clear()
+            await self._renew()
+            if await self._reap():
+                state.sync_due = 0.0  # a shard ended: its children can start now
+            await self._watchdog()
+            now = time.monotonic()
+            if now >= state.sync_due:
+                await self._sync_shards()
+                state.sync_due = now + self._options.shard_sync_interval
+            leases = await self._leases.scan()
+            await self._take(leases, until_caught_up, state.wake)
+            if now >= state.lag_due:
+                self._log_lag()
+                state.lag_due = now + self._options.lag_log_interval
+            if until_caught_up and self._caught_up(leases):
                 return
-            progress.caught_up = not records and progress.millis_behind_latest == 0
-            if until_caught_up and progress.caught_up:
-                break
-            pause = (self._idle if not records else 0.0) + MIN_POLL_INTERVAL
-            await _sleep_until(started + pause, stop)
-        for processor in self._processors:
-            await processor.shutdown_requested(shard_id)
+            await wait_any([stop, state.wake], self._renewal)
 
-    async def _back_off(
-        self, shard_id: str, progress: ShardProgress, exc: Exception, stop: asyncio.Event
-    ) -> None:
-        """Count a failed batch; wait before it is retried, or raise once it failed
-        ``max_failures`` times in a row."""
-        progress.failures += 1
-        progress.errors += 1
-        if self._max_failures is not None and progress.failures >= self._max_failures:
-            raise exc
-        delay = min(self._max_retry_delay, self._retry_delay * 2 ** (progress.failures - 1))
-        log.warning(
-            "shard %s: batch failed (%s, %d in a row); retrying from checkpoint %s in %.1fs",
-            shard_id,
-            exc,
-            progress.failures,
-            progress.checkpoint,
-            delay,
+    async def _sync_shards(self) -> None:
+        """Create a lease for every shard of the stream not seen before (idempotent)."""
+        shards = await list_shards(self._kinesis, self._stream)
+        new = [shard for shard in shards if shard["ShardId"] not in self.stats.shards]
+        await gather_or_cancel(
+            self._leases.ensure(s["ShardId"], [s[k] for k in PARENT_KEYS if k in s]) for s in new
         )
-        await _sleep_until(time.monotonic() + delay, stop)
+        for shard in new:
+            self.stats.shards[shard["ShardId"]] = ShardProgress()
 
-    async def _iterator(self, shard_id: str, checkpoint: str | None) -> str:
-        kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard_id}
-        if checkpoint is None:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        else:
-            kwargs |= {
-                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                "StartingSequenceNumber": checkpoint,
-            }
-        response = await self._kinesis.get_shard_iterator(**kwargs)
-        return str(response["ShardIterator"])
+    async def _renew(self) -> None:
+        """Renew every held lease, concurrently: a slow call must not make the others late."""
+        held = [shard for shard in self._shards.values() if not shard.lease.lost]
+        await asyncio.gather(*(self._renew_one(shard) for shard in held))
 
-    async def _process(
-        self, shard_id: str, records: list[dict[str, Any]], progress: ShardProgress
-    ) -> None:
-        events, poison = decode(shard_id, records)
-        if poison:
-            await self._dead_letter.send(poison)
-        batch = Batch(shard_id, events, progress.millis_behind_latest or 0)
-        for processor in self._processors:
-            await processor.process_records(batch)
-        last = records[-1]["SequenceNumber"]
-        await self._checkpointer.set(shard_id, last)
-        progress.checkpoint = last
-        progress.records += len(records)
-        progress.events += len(events)
-        progress.poison += len(poison)
+    async def _renew_one(self, shard: _Shard) -> None:
+        try:
+            await self._leases.renew(shard.lease)
+        except LeaseLost:
+            log.warning("shard %s: lease lost to another worker; stopping it", shard.lease.shard_id)
+            shard.stop.set()
+        except ServiceError as exc:
+            # one failed renewal is no loss: the next round renews again, well inside failover
+            log.warning("shard %s: lease renewal failed (%s)", shard.lease.shard_id, exc)
 
-    async def _end_shard(self, shard_id: str, progress: ShardProgress) -> None:
-        for processor in self._processors:
-            await processor.shard_ended(shard_id)
-        await self._checkpointer.set(shard_id, SHARD_END)
-        progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
+    async def _reap(self) -> bool:
+        """Forget shards whose reader finished; True if one ended. A reader's error (other than
+        a lost lease) is raised here, stopping the runner."""
+        ended = False
+        for shard_id, shard in list(self._shards.items()):
+            if not shard.task.done():
+                continue
+            error = None if shard.task.cancelled() else shard.task.exception()
+            progress = self.stats.shards[shard_id]
+            if isinstance(error, LeaseLost) or shard.lease.lost:
+                progress.held = False
+                del self._shards[shard_id]
+            elif error is not None:
+                raise error
+            elif progress.ended:
+                ended = True
+                progress.held = False
+                del self._shards[shard_id]
+                await self._leases.release(shard.lease)
+        return ended
 
+    async def _take(self, leases: list[Lease], until_caught_up: bool, wake: asyncio.Event) -> None:
+        expired = self._expiry.expired(leases, time.monotonic())
+        for seen in to_take(leases, self.worker_id, self._shards.keys(), expired):
+            lease = await self._leases.take(seen)
+            if lease is None:
+                continue  # another worker came first
+            if seen.owner not in (None, self.worker_id):
+                log.info("shard %s: took the lease from %s", seen.shard_id, seen.owner)
+            self._start(lease, until_caught_up, wake)
 
-def decode(shard_id: str, records: list[dict[str, Any]]) -> tuple[list[Sequenced], list[Poison]]:
-    """Split GetRecords output into valid events (in order) and poison records (see
-    ``consumers.decoding.decode_raw``: KPL aggregates yield their user records)."""
-    return decode_raw(
-        shard_id,
-        (
-            RawRecord(
-                r["SequenceNumber"],
-                r["PartitionKey"],
-                r["Data"],
-                int(r["ApproximateArrivalTimestamp"].timestamp() * 1000),
+    def _start(self, lease: Lease, until_caught_up: bool, wake: asyncio.Event) -> None:
+        progress = self.stats.shards.setdefault(lease.shard_id, ShardProgress())
+        progress.held, progress.caught_up = True, False
+        stop = asyncio.Event()
+
+        async def read() -> None:
+            try:
+                await self._reader.read(lease, progress, stop, until_caught_up)
+            finally:
+                wake.set()  # let the supervisor reap it without waiting a round
+
+        self._shards[lease.shard_id] = _Shard(lease, stop, asyncio.create_task(read()))
+
+    async def _watchdog(self) -> None:
+        """Release and restart held shards that made no progress while records wait."""
+        timeout = self._options.watchdog_timeout
+        if timeout is None:
+            return
+        now = time.monotonic()
+        for shard_id, shard in list(self._shards.items()):
+            progress = self.stats.shards[shard_id]
+            if shard.task.done() or not progress.waiting or now - progress.last_progress < timeout:
+                continue
+            log.warning(
+                "shard %s: no progress for %.1fs with records waiting; restarting it",
+                shard_id,
+                now - progress.last_progress,
             )
-            for r in records
-        ),
-    )
+            progress.watchdog_restarts += 1
+            await cancel_and_wait(shard.task)
+            for processor in self._processors:
+                await processor.lease_lost(shard_id)
+            await self._leases.release(shard.lease)
+            progress.held, progress.pending = False, 0
+            del self._shards[shard_id]
 
+    def _caught_up(self, leases: list[Lease]) -> bool:
+        if any(not shard.task.done() for shard in self._shards.values()):
+            return False
+        return all(
+            lease.shard_id in self._shards and self.stats.shards[lease.shard_id].caught_up
+            for lease in available(leases)
+        )
 
-async def _sleep_until(deadline: float, stop: asyncio.Event) -> None:
-    """Wait until ``deadline`` (monotonic) or until ``stop`` is set, whichever comes first."""
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=remaining)
+    def _log_lag(self) -> None:
+        for shard_id, (behind, age) in self.stats.lag().items():
+            log.info("shard %s: MillisBehindLatest=%s iterator age=%s ms", shard_id, behind, age)
+
+    async def _drain(self) -> None:
+        """Let every reader finish its batch and checkpoint, renewing the leases meanwhile."""
+        for shard in self._shards.values():
+            shard.stop.set()
+        while pending := [s.task for s in self._shards.values() if not s.task.done()]:
+            await asyncio.wait(pending, timeout=self._renewal)
+            await self._renew()
+        await self._reap()
+
+    async def _cancel_all(self) -> None:
+        for shard in self._shards.values():
+            await cancel_and_wait(shard.task)
+
+    async def _release_all(self) -> None:
+        """Give every lease up at once, so another runner takes them without waiting."""
+        shards = list(self._shards.values())
+        self._shards.clear()
+        await gather_or_cancel(self._leases.release(s.lease) for s in shards)
+        for shard in shards:
+            self.stats.shards[shard.lease.shard_id].held = False

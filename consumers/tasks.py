@@ -19,3 +19,19 @@ async def gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from failed
     return [task.result() for task in tasks]
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has finished (its error, if any, stays in it)."""
+    task.cancel()
+    await asyncio.wait([task])
+
+
+async def wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
+    """Wait until one of ``events`` is set, or ``timeout`` seconds."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

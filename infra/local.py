@@ -40,11 +40,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class _MemoisedDispatcher(DomainDispatcherApplication):
-    """moto's dispatcher, remembering which backend serves each host."""
+    """moto's dispatcher, remembering which backend serves each host, one request at a time.
+
+    moto checks a DynamoDB condition and writes the item in separate steps, without a lock, so
+    two threads could both pass the same ``ConditionExpression`` (measured: 400 conditional
+    increments succeeded, the counter read 399). DynamoDB makes each write atomic; serialising
+    the requests does the same here, at little cost (moto is bound by the GIL anyway).
+    """
 
     def __init__(self) -> None:
         super().__init__(create_backend_app)
         self._backends: dict[str | None, Any] = {}
+        self._one_at_a_time = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        with self._one_at_a_time:
+            return super().__call__(environ, start_response)
 
     def get_backend_for_host(self, host: str | None) -> Any:
         if host not in self._backends:

@@ -9,6 +9,9 @@ embedded stack can point every client at the moto it started.
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +67,29 @@ class Settings(BaseSettings):
         10_000, ge=1, le=10_000, description="Records per GetRecords call (Kinesis's maximum)."
     )
     app_name: str = Field("streamrec", description="Consumer application name (checkpoints).")
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+        description="Owner written on the embedded runner's leases (default host:pid); a "
+        "restarted worker with the same id resumes its own leases at once.",
+    )
+    idle_interval: float = Field(
+        1.0, ge=0, description="Seconds the runner waits after an empty GetRecords answer."
+    )
+    failover_time: float = Field(
+        10.0, gt=0, description="Seconds a lease's counter must stand still to be taken over."
+    )
+    lease_renewal_interval: float | None = Field(
+        None, gt=0, description="Seconds between lease renewals (default failover_time / 3)."
+    )
+    shard_sync_interval: float = Field(
+        10.0, gt=0, description="Seconds between ListShards calls looking for new shards."
+    )
+    watchdog_timeout: float | None = Field(
+        60.0, gt=0, description="Seconds without progress, records waiting, before a restart."
+    )
+    lag_log_interval: float = Field(
+        30.0, gt=0, description="Seconds between the runner's per-shard lag log lines."
+    )
     redis_url: str | None = Field(
         None, description="Redis for the recommendation cache; process memory when unset."
     )

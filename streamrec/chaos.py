@@ -42,6 +42,7 @@ EXAMPLES = 3
 # A row keeps its COVIS_TOP_K most co-visited items, cutting after each batch: past that bound the
 # result depends on batching and shard interleaving, crash or no crash (docs/decisions/0006).
 CHAOS_ITEMS = COVIS_TOP_K
+CHAOS_WORKER_ID = "chaos-consumer"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -184,7 +185,7 @@ def _wait(process: subprocess.Popen[bytes], condition: Callable[[], bool]) -> bo
 
 def _checkpoints(dynamodb: Any, table: str) -> dict[str, str]:
     items = scan_items(dynamodb, table)
-    return {item["pk"]["S"]: item["sequence_number"]["S"] for item in items}
+    return {i["pk"]["S"]: i["sequence_number"]["S"] for i in items if "sequence_number" in i}
 
 
 def _environment(settings: Settings) -> dict[str, str]:
@@ -196,6 +197,9 @@ def _environment(settings: Settings) -> dict[str, str]:
     names += ("bucket", "glue_database", "glue_events_table", "get_records_limit", "app_name")
     ours = {f"STREAMREC_{n.upper()}": str(getattr(settings, n)) for n in names}
     ours["STREAMREC_SERVICE_ENDPOINTS"] = json.dumps(settings.service_endpoints)
+    # one worker id for every restart: a restarted consumer resumes its own leases at once
+    # instead of waiting out the failover time of the one it replaces
+    ours["STREAMREC_WORKER_ID"] = CHAOS_WORKER_ID
     return DUMMY_CREDENTIALS | kept | ours
 
 

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -160,8 +161,13 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
     from streamrec.wiring import pipeline
 
     async def run() -> None:
+        # SIGTERM and Ctrl-C: finish the batch in hand, checkpoint, release the leases at once
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         async with pipeline(settings) as p:
-            await p.runner.run(until_caught_up=args.until_caught_up)
+            await p.runner.run(until_caught_up=args.until_caught_up, stop=stop)
             print(f"consumed {p.runner.stats.events} events", file=sys.stderr)
 
     asyncio.run(run())

@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from consumers.checkpoints import DynamoCheckpointer
 from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
+from consumers.leases import LeaseTable
 from consumers.processor import RecordProcessor
-from consumers.runner import EmbeddedRunner
+from consumers.runner import EmbeddedRunner, LeaseOptions
 from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore
 from infra.clients import async_client, client
@@ -37,6 +37,9 @@ class Clients:
     dynamodb: Any
     s3: Any
     glue: Any
+    # the leases' own DynamoDB client: feature writes filling the main client's connection pool
+    # must not hold back the renewals that keep a runner's leases alive
+    leases: Any
 
 
 @dataclass
@@ -59,7 +62,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         clients = Clients(
             *[
                 await stack.enter_async_context(async_client(service, settings))
-                for service in ("kinesis", "dynamodb", "s3", "glue")
+                for service in ("kinesis", "dynamodb", "s3", "glue", "dynamodb")
             ]
         )
         online = OnlineStore(clients.dynamodb, settings.features_table)
@@ -72,14 +75,33 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
 def build_runner(
     settings: Settings, clients: Clients, processors: Sequence[RecordProcessor], **options: Any
 ) -> EmbeddedRunner:
-    """The embedded runner of ``settings`` driving ``processors``; ``options`` go to the runner."""
+    """The embedded runner of ``settings`` driving ``processors``; ``options`` go to the runner
+    (``worker_id`` names its leases' owner, default the settings')."""
+    leases = LeaseTable(
+        clients.leases,
+        settings.checkpoints_table,
+        settings.app_name,
+        options.pop("worker_id", settings.worker_id),
+    )
+    lease_options = LeaseOptions(
+        failover_time=settings.failover_time,
+        lease_renewal_interval=settings.lease_renewal_interval,
+        shard_sync_interval=settings.shard_sync_interval,
+        watchdog_timeout=settings.watchdog_timeout,
+        lag_log_interval=settings.lag_log_interval,
+    )
+    defaults = {
+        "limit": settings.get_records_limit,
+        "idle_interval": settings.idle_interval,
+        "lease_options": lease_options,
+    }
     return EmbeddedRunner(
         clients.kinesis,
         settings.stream_name,
-        DynamoCheckpointer(clients.dynamodb, settings.checkpoints_table, settings.app_name),
+        leases,
         processors,
         DeadLetterSink(clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix),
-        **{"limit": settings.get_records_limit, **options},
+        **(defaults | options),
     )
 
 

@@ -82,6 +82,8 @@ class FailsOn:
 
     async def shutdown_requested(self, shard_id: str) -> None: ...
 
+    async def lease_lost(self, shard_id: str) -> None: ...
+
 
 async def test_an_event_is_applied_and_redelivery_counts_once(applied: Settings) -> None:
     events = synthetic_events(400, users=20, items=50, seed=3)

@@ -33,6 +33,8 @@ class Exploding:
 
     async def shutdown_requested(self, shard_id: str) -> None: ...
 
+    async def lease_lost(self, shard_id: str) -> None: ...
+
 
 async def test_a_failing_processor_stops_the_runner_without_checkpointing(
     applied: Settings,

@@ -1,0 +1,61 @@
+"""Leases on moto's DynamoDB: conditional takes, and a lost lease can never move a checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumers.checkpoints import DynamoCheckpointer
+from consumers.leases import LeaseLost, LeaseTable
+from infra.clients import async_client
+from infra.settings import Settings
+
+SHARD = "shardId-000000000000"
+
+
+async def test_a_worker_whose_lease_was_taken_cannot_checkpoint(applied: Settings) -> None:
+    async with async_client("dynamodb", applied) as dynamodb:
+        a, b = (
+            LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, worker)
+            for worker in ("a", "b")
+        )
+        checkpoints = DynamoCheckpointer(dynamodb, applied.checkpoints_table, applied.app_name)
+        await a.ensure(SHARD, parents=[])
+        (seen,) = await a.scan()
+        held = await a.take(seen)
+        assert held is not None and held.owner == "a"
+        assert await b.take(seen) is None  # the counter moved since b saw it
+        await a.renew(held)
+        await a.checkpoint(held, "100")
+
+        (seen_by_b,) = await b.scan()
+        stolen = await b.take(seen_by_b)
+        assert stolen is not None and stolen.checkpoint == "100"
+        with pytest.raises(LeaseLost):
+            await a.checkpoint(held, "200")
+        assert held.lost
+        with pytest.raises(LeaseLost):
+            await a.renew(held)
+        assert await checkpoints.get(SHARD) == "100"
+
+        await b.checkpoint(stolen, "300")
+        await a.release(held)  # a lost lease: releasing it must not free b's
+        (row,) = await b.scan()
+        assert (row.owner, row.checkpoint) == ("b", "300")
+        await b.release(stolen)
+        (row,) = await b.scan()
+        assert row.owner is None and row.counter == stolen.counter
+
+
+async def test_ensure_keeps_an_existing_checkpoint_and_lease(applied: Settings) -> None:
+    async with async_client("dynamodb", applied) as dynamodb:
+        table = LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, "a")
+        checkpoints = DynamoCheckpointer(dynamodb, applied.checkpoints_table, applied.app_name)
+        await checkpoints.set(SHARD, "77")  # a checkpoint written before leases existed
+        await table.ensure(SHARD, parents=["shardId-p"])
+        (seen,) = await table.scan()
+        held = await table.take(seen)
+        assert held is not None
+        await table.ensure(SHARD, parents=["other"])
+        (row,) = await table.scan()
+        assert (row.owner, row.checkpoint, row.parents) == ("a", "77", ("shardId-p",))
+        assert row.counter == held.counter
