@@ -25,7 +25,8 @@ from infra.settings import Settings
 
 DAEMON_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
 PROPERTIES_FILE = "kcl.properties"
-LOGBACK_FILE = "logback.xml"
+# not logback.xml: the multilang jar has one, and two on the classpath make logback chatty
+LOGBACK_FILE = "streamrec-logback.xml"
 # Without these the Java SDK speaks CBOR to Kinesis, which kinesis-mock does not.
 JAVA_OPTIONS = ("-Daws.cborEnabled=false",)
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -66,6 +67,9 @@ def properties(settings: Settings, *, executable: str, worker_id: str) -> dict[s
         "applicationName": settings.app_name,
         "workerId": worker_id,
         "regionName": settings.region,
+        # the SDK's chain: environment variables, profiles, container and instance roles
+        "AwsCredentialsProvider": "DefaultCredentialsProvider",
+        "processingLanguage": "python/3.11",
         "initialPositionInStream": "TRIM_HORIZON",
         # polling GetRecords: enhanced fan-out costs per consumer and needs a registration
         "retrievalMode": "POLLING",

@@ -125,20 +125,3 @@ async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncItera
             failed = await publisher.aclose()
             if failed:
                 log.error("ingest producer closed with %d events not written", len(failed))
-
-
-@asynccontextmanager
-async def shard_processors(
-    settings: Settings,
-) -> AsyncIterator[tuple[list[RecordProcessor], DeadLetterSink]]:
-    """The processors (features, then the Parquet lander) and the dead-letter sink, for a runtime
-    that reads Kinesis itself (the KCL's children); the clients close when the block ends."""
-    async with AsyncExitStack() as stack:
-        dynamodb, s3, glue = [
-            await stack.enter_async_context(async_client(service, settings))
-            for service in ("dynamodb", "s3", "glue")
-        ]
-        features = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
-        lander = ParquetLander(_offline(settings, s3, glue))
-        dead_letter = DeadLetterSink(s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix)
-        yield [features, lander], dead_letter
