@@ -43,8 +43,9 @@ RETRY_BASE_SECONDS = 0.5  # doubled after each failed attempt
 CHECKPOINT_ATTEMPTS = 5
 EXIT_CODE = 1
 # The lease moved on (lost, or the daemon shut down): the next owner resumes from the last
-# checkpoint, so there is nothing to retry.
-LEASE_GONE = frozenset({"ShutdownException", "InvalidStateException"})
+# checkpoint, so there is nothing to retry. Any other refusal (InvalidStateException: the KCL
+# says not to retry it) ends the child after the retries.
+LEASE_GONE = frozenset({"ShutdownException"})
 
 
 class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]

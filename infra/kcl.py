@@ -75,6 +75,9 @@ def properties(settings: Settings, *, executable: str, worker_id: str) -> dict[s
         "retrievalMode": "POLLING",
         "maxRecords": str(settings.get_records_limit),
         "failoverTimeMillis": str(settings.kcl_failover_time_ms),
+        # KCL 3.x's leader assigns leases to every worker whose metrics are fresher than two
+        # reports: at the default 30 s a dead worker is handed leases for a minute
+        "workerMetricsReporterFreqInMillis": str(settings.kcl_failover_time_ms),
         "idleTimeBetweenReadsInMillis": str(settings.kcl_idle_time_between_reads_ms),
         "shardSyncIntervalMillis": str(settings.kcl_shard_sync_interval_ms),
         "parentShardPollIntervalMillis": str(settings.kcl_parent_shard_poll_interval_ms),
