@@ -137,9 +137,10 @@ def daemon_command(java: str, jars: Path, config_dir: Path) -> list[str]:
 
 def daemon_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """``base`` plus what the daemon and its children need: the settings, CBOR off, and dummy
-    credentials on emulators where none are set (the Java SDK insists on some)."""
+    credentials on emulators (the settings' or ``AWS_ENDPOINT_URL*``) where none are set: the
+    Java SDK insists on some."""
     env = {**base, **child_environment(settings), "AWS_CBOR_DISABLE": "true"}
-    if is_local(settings):
+    if is_local(settings) or any(name.startswith("AWS_ENDPOINT_URL") for name in base):
         env = {**DUMMY_CREDENTIALS, **env}
     return env
 

@@ -63,6 +63,8 @@ def test_the_daemon_gets_cbor_off_and_dummy_credentials_only_locally() -> None:
     assert local["AWS_ACCESS_KEY_ID"] == "mine"  # never overrides what is configured
     assert local["AWS_SECRET_ACCESS_KEY"] == "testing"
     assert "AWS_SECRET_ACCESS_KEY" not in kcl.daemon_environment(Settings(), {})
+    emulated = kcl.daemon_environment(Settings(), {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"})
+    assert emulated["AWS_SECRET_ACCESS_KEY"] == "testing"
 
 
 def test_the_command_runs_the_daemon_on_the_written_files() -> None:
