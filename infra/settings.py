@@ -86,8 +86,10 @@ class Settings(BaseSettings):
     kcl_idle_time_between_reads_ms: int = Field(
         1_000, ge=1, description="Pause between GetRecords calls on a shard."
     )
+    # KCL's default is 60 s, and its shard sync task sleeps that long after it ran: the first
+    # start of an application (empty lease table) would wait a minute before reading anything.
     kcl_shard_sync_interval_ms: int = Field(
-        60_000, ge=100, description="How often the KCL looks for new shards."
+        10_000, ge=100, description="How often the KCL looks for new shards (ListShards)."
     )
     kcl_parent_shard_poll_interval_ms: int = Field(
         10_000, ge=100, description="How often a child shard checks its parents are done."
