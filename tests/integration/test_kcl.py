@@ -1,10 +1,11 @@
-"""The KCL runtime on kinesis-mock and moto: two workers share the shards, one is SIGKILLed, the
-survivor takes its leases over, and the features are exact.
+"""The KCL runtime on kinesis-mock and moto: two workers share the shards (one of them is split
+while they work), one is SIGKILLed, the survivor takes its leases over, the features are exact.
 
 Exact means equal, row by row, to the features the embedded runner's decoding of the same
-records gives (one batch per shard into another table): the same features, and the same
-per-shard high-water marks, so the two runtimes can take turns on one table. Part of the events
-are plain records, the rest KPL-aggregated, which the KCL splits itself (sub-sequence numbers).
+records gives (one batch per shard, the parent first, into another table); and every per-shard
+high-water mark is a position that decoding gives a record, so the two runtimes can take turns
+on one table. Part of the events are plain records, the rest KPL-aggregated, which the KCL
+splits itself (sub-sequence numbers).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from producers.synthetic import synthetic_events
 from streamrec.chaos import named
 from streamrec.chaos import produce as produce_aggregated
 from streamrec.rowdiff import compare, features_by_key, scan_items
-from tests.streams import read_records
+from tests.streams import read_records, wait_active
 
 pytestmark = pytest.mark.skipif(
     shutil.which("java") is None, reason="the KCL runtime needs Java 17+ (java) on the PATH"
@@ -99,18 +100,20 @@ async def test_two_workers_share_the_shards_and_one_dies_the_features_stay_exact
     kcl_settings: Settings, daemons: dict[str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     events = synthetic_events(EVENTS, users=USERS, items=COVIS_TOP_K, seed=8)
-    plain = EventProducer(client("kinesis", kcl_settings), kcl_settings.stream_name)
+    kinesis, dynamodb = client("kinesis", kcl_settings), client("dynamodb", kcl_settings)
+    plain = EventProducer(kinesis, kcl_settings.stream_name)
     plain.put_many(events[:PLAIN], results=False)
     assert not plain.close().failed
-    # aggregates last, so the last batch of a shard ends inside one: marks with a sub-sequence
-    produce_aggregated(kcl_settings, events[PLAIN:])
-    records = read_records(client("kinesis", kcl_settings), kcl_settings.stream_name)
-    ends = {shard: rs[-1]["SequenceNumber"] for shard, rs in records.items()}
-    assert len(ends) == 4
-    dynamodb = client("dynamodb", kcl_settings)
     leases = lambda: _leases(dynamodb, kcl_settings.app_name)  # noqa: E731
 
     wait_for(lambda: {owner for owner, _ in leases().values()} == set(WORKERS), "both to lease")
+    # resharding while they work; aggregates last, so each shard's last batch ends inside one
+    parent = _split_first_shard(kinesis, kcl_settings.stream_name)
+    produce_aggregated(kcl_settings, events[PLAIN:])
+    records = read_records(kinesis, kcl_settings.stream_name)
+    ends = {shard: rs[-1]["SequenceNumber"] for shard, rs in records.items()}
+    assert len(ends) == 6  # the closed parent, its two children, the three others
+    ends[parent] = "SHARD_END"  # the checkpoint the KCL needs before it reads the children
     # KCL 3.x assigns leases from one leader, elected with a DynamoDB lock held for 2 minutes
     # (fixed in 3.1.3): a dead leader's leases wait that long, so the follower is killed
     leader = _leader(dynamodb, kcl_settings.app_name)
@@ -120,14 +123,14 @@ async def test_two_workers_share_the_shards_and_one_dies_the_features_stay_exact
     unfinished = [s for s, (o, cp) in leases().items() if o == victim and cp != ends[s]]
     assert unfinished, "the kill came after the victim's last batch: nothing was taken over"
 
-    done = {shard: (survivor, end) for shard, end in ends.items()}
-    wait_for(lambda: leases() == done, f"{survivor} to finish every shard", daemons, tmp_path)
+    done = lambda: _finished(leases(), ends, survivor, parent)  # noqa: E731
+    wait_for(done, f"{survivor} to finish every shard", daemons, tmp_path)
     daemons[survivor].send_signal(signal.SIGTERM)  # the CLI passes it on: a graceful stop
     wait_for(lambda: daemons[survivor].poll() is not None, "the survivor to stop on SIGTERM")
 
     expected = named(kcl_settings.with_endpoint(kcl_settings.endpoint_url or ""), "expected")
     apply(expected)
-    await _embedded_features(expected, records)
+    await _embedded_features(expected, records, parent)
     actual_items = list(scan_items(dynamodb, kcl_settings.features_table))
     expected_items = list(scan_items(dynamodb, expected.features_table))
     result = compare(features_by_key(expected_items), features_by_key(actual_items))
@@ -143,12 +146,48 @@ async def test_two_workers_share_the_shards_and_one_dies_the_features_stay_exact
     assert any(":" in mark for _, mark in marks)
 
 
-async def _embedded_features(settings: Settings, records: dict[str, list[dict[str, Any]]]) -> None:
-    """The features of ``records`` decoded as the embedded runner decodes them, a batch a shard."""
+def _split_first_shard(kinesis: Any, stream: str) -> str:
+    """Split the stream's first shard in two; its id (the parent, closed now).
+
+    Only once the KCL has its leases: kinesis-mock's ``ShardFilter=AT_TRIM_HORIZON`` lists the
+    children along with their parent (AWS lists the parent alone), and the KCL refuses to
+    create the first leases of a stream whose shards overlap (docs/decisions/0008).
+    """
+    parent = kinesis.list_shards(StreamName=stream)["Shards"][0]
+    hashes = parent["HashKeyRange"]
+    middle = (int(hashes["StartingHashKey"]) + int(hashes["EndingHashKey"])) // 2
+    kinesis.split_shard(
+        StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(middle)
+    )
+    wait_active(kinesis, stream)
+    return str(parent["ShardId"])
+
+
+def _finished(
+    leases: dict[str, tuple[str | None, str | None]],
+    ends: dict[str, str],
+    owner: str,
+    parent: str,
+) -> bool:
+    """Every shard checkpointed at its end, the open ones by ``owner``; the parent's lease may
+    already be deleted (the KCL cleans up the leases of finished parents)."""
+    return all(
+        leases.get(shard, (None, end))[1] == end
+        if shard == parent
+        else leases.get(shard) == (owner, end)
+        for shard, end in ends.items()
+    )
+
+
+async def _embedded_features(
+    settings: Settings, records: dict[str, list[dict[str, Any]]], parent: str
+) -> None:
+    """The features of ``records`` decoded as the embedded runner decodes them, a batch a shard,
+    the parent first (a user's events in it come before those in its children)."""
     async with async_client("dynamodb", settings) as dynamodb:
         processor = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
-        for shard, shard_records in records.items():
-            events, poison = decode(shard, shard_records)
+        for shard in sorted(records, key=lambda shard: shard != parent):
+            events, poison = decode(shard, records[shard])
             assert not poison
             await processor.process_records(Batch(shard, events))
 
