@@ -30,7 +30,6 @@ LOGBACK_FILE = "streamrec-logback.xml"
 # Without these the Java SDK speaks CBOR to Kinesis, which kinesis-mock does not.
 JAVA_OPTIONS = ("-Daws.cborEnabled=false",)
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-SHUTDOWN_GRACE_MS = 20_000  # SIGTERM: how long the daemon lets processors finish and checkpoint
 
 # The daemon logs to stderr (its stdout carries nothing of ours); lease changes at INFO.
 LOGBACK_XML = """\
@@ -81,9 +80,11 @@ def properties(settings: Settings, *, executable: str, worker_id: str) -> dict[s
         "idleTimeBetweenReadsInMillis": str(settings.kcl_idle_time_between_reads_ms),
         "shardSyncIntervalMillis": str(settings.kcl_shard_sync_interval_ms),
         "parentShardPollIntervalMillis": str(settings.kcl_parent_shard_poll_interval_ms),
-        "shutdownGraceMillis": str(SHUTDOWN_GRACE_MS),
+        "shutdownGraceMillis": str(settings.kcl_shutdown_grace_ms),
         "metricsLevel": "NONE" if is_local(settings) else "SUMMARY",
     }
+    if settings.kcl_lease_assignment_interval_ms is not None:
+        props["leaseAssignmentIntervalMillis"] = str(settings.kcl_lease_assignment_interval_ms)
     for key, service in (
         ("kinesisEndpoint", "kinesis"),
         ("dynamoDBEndpoint", "dynamodb"),

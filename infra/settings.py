@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     kcl_failover_time_ms: int = Field(
         10_000, ge=100, description="A lease not renewed for this long is taken over."
     )
+    kcl_lease_assignment_interval_ms: int | None = Field(
+        None, ge=100, description="How often the KCL leader assigns leases; 2 x failover if unset."
+    )
+    kcl_shutdown_grace_ms: int = Field(
+        20_000, ge=0, description="On SIGTERM, how long shards get to flush and checkpoint."
+    )
     kcl_idle_time_between_reads_ms: int = Field(
         1_000, ge=1, description="Pause between GetRecords calls on a shard."
     )

@@ -51,7 +51,10 @@ KCL_SETTINGS = {
     "stream_shards": 4,
     "get_records_limit": 20,  # a few batches per shard: the kill lands with work in hand
     "kcl_failover_time_ms": 3_000,
+    "kcl_lease_assignment_interval_ms": 1_000,  # new and expired leases assigned within a second
     "kcl_idle_time_between_reads_ms": 100,
+    # after a reshard one shard consumer never reports its shutdown done: SIGTERM takes it all
+    "kcl_shutdown_grace_ms": 5_000,
     "kcl_shard_sync_interval_ms": 2_000,
     "kcl_parent_shard_poll_interval_ms": 500,
 }

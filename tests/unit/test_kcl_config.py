@@ -29,6 +29,12 @@ def test_local_properties_name_each_endpoint_and_turn_metrics_off() -> None:
     assert props["initialPositionInStream"] == "TRIM_HORIZON"
     assert props["failoverTimeMillis"] == str(LOCAL.kcl_failover_time_ms)
     assert props["maxRecords"] == str(LOCAL.get_records_limit)
+    assert "leaseAssignmentIntervalMillis" not in props  # the KCL's: twice the failover time
+    faster = LOCAL.model_copy(update={"kcl_lease_assignment_interval_ms": 500})
+    assert (
+        kcl.properties(faster, executable=CHILD, worker_id="w")["leaseAssignmentIntervalMillis"]
+        == "500"
+    )
 
 
 def test_on_aws_the_sdk_resolves_the_endpoints() -> None:
