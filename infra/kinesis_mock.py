@@ -11,14 +11,16 @@ It ignores SIGTERM, so it is stopped with SIGKILL, by its own pid.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from infra.local import free_port
@@ -113,3 +115,17 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.05)  # polling a starting process, under a deadline
     raise KinesisMockUnavailable(f"kinesis-mock did not answer on {url} in {START_DEADLINE}s")
+
+
+def serve_forever(port: int) -> None:
+    """Run kinesis-mock on ``port`` (plain HTTP) in the foreground until interrupted."""
+    with kinesis_mock(port) as url:
+        print(f"kinesis-mock on {url} (Ctrl-C stops it)", flush=True)
+        with suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m infra.kinesis_mock", description=__doc__)
+    parser.add_argument("--port", type=int, required=True, help="plain-HTTP port")
+    serve_forever(parser.parse_args().port)

@@ -101,6 +101,31 @@ class Settings(BaseSettings):
         None,
         description="Comma-separated API keys accepted by POST /events; ingest is off when unset.",
     )
+    # The KCL runtime (`streamrec consume --runtime kcl`, infra/kcl.py). Defaults suit AWS; the
+    # tests shorten them so a failover takes seconds.
+    kcl_worker_id: str | None = Field(
+        None, description="KCL worker id (unique per daemon); host name and pid when unset."
+    )
+    kcl_failover_time_ms: int = Field(
+        10_000, ge=100, description="A lease not renewed for this long is taken over."
+    )
+    kcl_lease_assignment_interval_ms: int | None = Field(
+        None, ge=100, description="How often the KCL leader assigns leases; 2 x failover if unset."
+    )
+    kcl_shutdown_grace_ms: int = Field(
+        20_000, ge=0, description="On SIGTERM, how long shards get to flush and checkpoint."
+    )
+    kcl_idle_time_between_reads_ms: int = Field(
+        1_000, ge=1, description="Pause between GetRecords calls on a shard."
+    )
+    # KCL's default is 60 s, and its shard sync task sleeps that long after it ran: the first
+    # start of an application (empty lease table) would wait a minute before reading anything.
+    kcl_shard_sync_interval_ms: int = Field(
+        10_000, ge=100, description="How often the KCL looks for new shards (ListShards)."
+    )
+    kcl_parent_shard_poll_interval_ms: int = Field(
+        10_000, ge=100, description="How often a child shard checks its parents are done."
+    )
 
     @property
     def ingest_keys(self) -> frozenset[str]:

@@ -62,8 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     infra.add_parser("apply", help="create every resource (idempotent)").set_defaults(func=_apply)
 
-    consume = sub.add_parser("consume", help="run the embedded consumer runner")
+    consume = sub.add_parser("consume", help="run a consumer runtime on the stream")
+    consume.add_argument(
+        "--runtime",
+        choices=("embedded", "kcl"),
+        default="embedded",
+        help="embedded: the asyncio runner (default); kcl: the Java KCL MultiLangDaemon",
+    )
     consume.add_argument("--until-caught-up", action="store_true", help="stop at the stream tip")
+    consume.add_argument("--worker-id", help="KCL worker id (STREAMREC_KCL_WORKER_ID)")
     consume.set_defaults(func=_consume)
 
     chaos = sub.add_parser(
@@ -158,6 +165,16 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _consume(args: argparse.Namespace, settings: Settings) -> int:
+    if args.runtime == "kcl":
+        from streamrec.kcl_daemon import run_daemon
+
+        if args.until_caught_up:
+            print(
+                "streamrec consume: --until-caught-up is for the embedded runtime", file=sys.stderr
+            )
+            return 2
+        return run_daemon(settings, args.worker_id)
+
     from streamrec.wiring import pipeline
 
     async def run() -> None:

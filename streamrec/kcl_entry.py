@@ -1,0 +1,83 @@
+"""The KCL daemon's child process: ``python -m streamrec.kcl_entry`` (one per shard).
+
+The MultiLangDaemon starts it with its own environment, which ``streamrec consume --runtime kcl``
+filled with the settings (``STREAMREC_*``, ``infra.kcl.child_environment``). It builds the
+processors on an event loop of its own and hands stdin and stdout to ``amazon_kclpy``: stdout
+carries the protocol, so logs go to stderr (the daemon copies each line into its own log, at
+ERROR whatever our level: hence WARNING here).
+
+The processors are built here rather than with ``streamrec.wiring``, whose imports (the API,
+the cache) would add about a second to every shard's start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from amazon_kclpy.kcl import KCLProcess
+
+from consumers.dead_letter import DeadLetterSink
+from consumers.features import FeatureProcessor
+from consumers.kcl import KclShardProcessor
+from consumers.lander import ParquetLander
+from consumers.processor import RecordProcessor
+from feature_store.offline import OfflineStore
+from feature_store.online import OnlineStore
+from infra.clients import async_client
+from infra.settings import Settings
+
+
+@asynccontextmanager
+async def shard_processors(
+    settings: Settings,
+) -> AsyncIterator[tuple[list[RecordProcessor], DeadLetterSink]]:
+    """The processors (features, then the Parquet lander, as in the embedded pipeline) and the
+    dead-letter sink; their clients close when the block ends."""
+    async with AsyncExitStack() as stack:
+        dynamodb, s3, glue = [
+            await stack.enter_async_context(async_client(service, settings))
+            for service in ("dynamodb", "s3", "glue")
+        ]
+        offline = OfflineStore(
+            s3,
+            glue,
+            bucket=settings.bucket,
+            prefix=settings.events_prefix,
+            database=settings.glue_database,
+            table=settings.glue_events_table,
+            stream_name=settings.stream_name,
+        )
+        features = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
+        dead_letter = DeadLetterSink(s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix)
+        yield [features, ParquetLander(offline)], dead_letter
+
+
+def main() -> None:
+    """Build the processors from the environment's settings and serve the daemon until it closes
+    stdin (the shard's lease ended) or the adapter exits (a batch failed for good)."""
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    # Ctrl-C reaches the whole process group; the daemon decides when a shard stops (it closes
+    # stdin after shutdown_requested), so a child must not die mid-batch on SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings = Settings()
+    loop = asyncio.new_event_loop()
+    resources = AsyncExitStack()
+    try:
+        processors, dead_letter = loop.run_until_complete(
+            resources.enter_async_context(shard_processors(settings))
+        )
+        KCLProcess(KclShardProcessor(processors, dead_letter, loop)).run()
+    finally:
+        loop.run_until_complete(resources.aclose())
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
