@@ -26,10 +26,10 @@ from consumers.features import FeatureProcessor
 from consumers.kcl import KclShardProcessor
 from consumers.lander import ParquetLander
 from consumers.processor import RecordProcessor
-from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore
 from infra.clients import async_client
 from infra.settings import Settings
+from streamrec.parts import dead_letter_of, offline_store_of
 
 
 @asynccontextmanager
@@ -43,17 +43,9 @@ async def shard_processors(
             await stack.enter_async_context(async_client(service, settings))
             for service in ("dynamodb", "s3", "glue")
         ]
-        offline = OfflineStore(
-            s3,
-            glue,
-            bucket=settings.bucket,
-            prefix=settings.events_prefix,
-            database=settings.glue_database,
-            table=settings.glue_events_table,
-            stream_name=settings.stream_name,
-        )
+        offline = offline_store_of(settings, s3, glue)
         features = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
-        dead_letter = DeadLetterSink(s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix)
+        dead_letter = dead_letter_of(settings, s3)
         yield [features, ParquetLander(offline)], dead_letter
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-from consumers.dead_letter import DeadLetterSink
 from consumers.lambda_handler import KinesisBatchHandler, make_handler
 from infra.settings import Settings
+from streamrec.parts import dead_letter_of
 from streamrec.wiring import pipeline
 
 _resources = AsyncExitStack()  # never closed: the execution environment's lifetime is its own
@@ -21,10 +21,7 @@ async def build(settings: Settings | None = None) -> KinesisBatchHandler:
     """The feature processor and the Parquet lander, wired from ``settings`` (or ``Settings()``)."""
     settings = settings or Settings()
     p = await _resources.enter_async_context(pipeline(settings))
-    dead_letter = DeadLetterSink(
-        p.clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix
-    )
-    return KinesisBatchHandler([p.features, p.lander], dead_letter)
+    return KinesisBatchHandler([p.features, p.lander], dead_letter_of(settings, p.clients.s3))
 
 
 handler = make_handler(build)

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
 from consumers.leases import LeaseTable
@@ -25,6 +24,7 @@ from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
 from models.worker import create_app
 from producers.producer import EventProducer
+from streamrec.parts import dead_letter_of, offline_store_of
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
             ]
         )
         online = OnlineStore(clients.dynamodb, settings.features_table)
-        offline = _offline(settings, clients.s3, clients.glue)
+        offline = offline_store_of(settings, clients.s3, clients.glue)
         features, lander = FeatureProcessor(online), ParquetLander(offline)
         runner = build_runner(settings, clients, [features, lander])
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
@@ -100,7 +100,7 @@ def build_runner(
         settings.stream_name,
         leases,
         processors,
-        DeadLetterSink(clients.s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix),
+        dead_letter_of(settings, clients.s3),
         **(defaults | options),
     )
 
@@ -109,19 +109,7 @@ def build_runner(
 async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
     """The offline store alone (S3 and Glue clients), closed when the block ends."""
     async with async_client("s3", settings) as s3, async_client("glue", settings) as glue:
-        yield _offline(settings, s3, glue)
-
-
-def _offline(settings: Settings, s3: Any, glue: Any) -> OfflineStore:
-    return OfflineStore(
-        s3,
-        glue,
-        bucket=settings.bucket,
-        prefix=settings.events_prefix,
-        database=settings.glue_database,
-        table=settings.glue_events_table,
-        stream_name=settings.stream_name,
-    )
+        yield offline_store_of(settings, s3, glue)
 
 
 @asynccontextmanager

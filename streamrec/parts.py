@@ -1,0 +1,31 @@
+"""The stores and sinks every runtime's wiring builds the same way from the settings.
+
+Kept apart from ``streamrec.wiring`` so that the KCL's per-shard process (``kcl_entry``) can
+build its processors without importing the API and the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumers.dead_letter import DeadLetterSink
+from feature_store.offline import OfflineStore
+from infra.settings import Settings
+
+
+def offline_store_of(settings: Settings, s3: Any, glue: Any) -> OfflineStore:
+    """The offline store (Parquet in S3, the Glue table) the settings name."""
+    return OfflineStore(
+        s3,
+        glue,
+        bucket=settings.bucket,
+        prefix=settings.events_prefix,
+        database=settings.glue_database,
+        table=settings.glue_events_table,
+        stream_name=settings.stream_name,
+    )
+
+
+def dead_letter_of(settings: Settings, s3: Any) -> DeadLetterSink:
+    """The dead-letter sink under the settings' bucket and prefix."""
+    return DeadLetterSink(s3, bucket=settings.bucket, prefix=settings.dead_letter_prefix)
