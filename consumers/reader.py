@@ -130,7 +130,7 @@ class ShardReader:
                 progress.pending = 0
                 await self._back_off(lease.shard_id, progress, exc, stop)
                 return await self._iterator(lease.shard_id, progress.checkpoint), None
-            progress.failures = 0
+            progress.failures = progress.stuck_in_a_row = 0
         return response.get("NextShardIterator"), records
 
     async def _on_read_error(

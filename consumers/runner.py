@@ -201,13 +201,15 @@ class EmbeddedRunner:
         self._shards[lease.shard_id] = _Shard(lease, stop, asyncio.create_task(read()))
 
     async def _watchdog(self) -> None:
-        """Release and restart held shards that made no progress while records wait."""
-        timeout = self._options.watchdog_timeout
-        if timeout is None:
+        """Release and restart held shards that made no progress while records wait. Each
+        restart in a row doubles that shard's timeout, so a batch that is slow but not stuck
+        (a big one on a slow table) is given the time to finish instead of restarted forever."""
+        if self._options.watchdog_timeout is None:
             return
         now = time.monotonic()
         for shard_id, shard in list(self._shards.items()):
             progress = self.stats.shards[shard_id]
+            timeout = self._options.watchdog_timeout * 2**progress.stuck_in_a_row
             if shard.task.done() or not progress.waiting or now - progress.last_progress < timeout:
                 continue
             log.warning(
@@ -216,6 +218,7 @@ class EmbeddedRunner:
                 now - progress.last_progress,
             )
             progress.watchdog_restarts += 1
+            progress.stuck_in_a_row += 1
             await cancel_and_wait(shard.task)
             for processor in self._processors:
                 await processor.lease_lost(shard_id)

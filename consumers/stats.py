@@ -26,6 +26,7 @@ class ShardProgress:
     expired_iterators: int = 0  # iterators renewed from the checkpoint after expiring
     leases_lost: int = 0  # times another worker took the lease while this one held it
     watchdog_restarts: int = 0  # times the watchdog released and restarted a stuck shard
+    stuck_in_a_row: int = 0  # watchdog restarts since the shard last completed a batch
 
     @property
     def waiting(self) -> bool:

@@ -30,12 +30,13 @@ FAST = LeaseOptions(failover_time=1.0, lease_renewal_interval=0.1, shard_sync_in
 
 class Recording:
     """Keeps every event id applied, and the MillisBehindLatest of every batch; with ``hang``,
-    its first batch never returns (a stuck downstream call)."""
+    its first batch never returns (a stuck downstream call); with ``slow``, every batch takes
+    that many seconds (a slow downstream that is not stuck)."""
 
-    def __init__(self, hang: bool = False) -> None:
+    def __init__(self, hang: bool = False, slow: float = 0.0) -> None:
         self.applied: list[str] = []
         self.behind: list[int] = []
-        self._hang = hang
+        self._hang, self._slow = hang, slow
 
     async def initialize(self, shard_id: str) -> None: ...
 
@@ -43,6 +44,8 @@ class Recording:
         if self._hang:
             self._hang = False
             await asyncio.Event().wait()
+        if self._slow:
+            await asyncio.sleep(self._slow)  # the downstream's work, not a wait of the test
         self.applied += [s.event.event_id for s in batch.events]
         self.behind.append(batch.millis_behind_latest)
 
@@ -153,5 +156,21 @@ async def test_the_watchdog_restarts_a_stuck_shard(
         assert "no progress" in caplog.text
         assert recording.applied == in_stream_order(one_shard)  # the stuck batch, redelivered
         assert runner.stats.events == len(events)
+        totals = Counter(e.item_id for e in events)
+        assert {f.item_id: f.total for f in await p.online.items(sorted(totals)) if f} == totals
+
+
+async def test_a_slow_batch_is_restarted_once_then_given_the_time_it_needs(
+    one_shard: Settings,
+) -> None:
+    events = synthetic_events(150, users=10, items=30, seed=25)
+    produce(one_shard, events)
+    recording = Recording(slow=1.5)  # over the timeout, under twice the timeout
+    watched = replace(FAST, watchdog_timeout=1.0)
+    async with pipeline(one_shard) as p:
+        kinesis = FailingGetRecords(p.clients.kinesis, {})
+        runner = await consume(one_shard, p, recording, kinesis, limit=500, lease_options=watched)
+        assert runner.stats.watchdog_restarts == 1  # not one per attempt, forever
+        assert recording.applied == in_stream_order(one_shard)
         totals = Counter(e.item_id for e in events)
         assert {f.item_id: f.total for f in await p.online.items(sorted(totals)) if f} == totals
