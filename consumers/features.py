@@ -29,7 +29,7 @@ from feature_store.features import (
     item_key,
     user_key,
 )
-from feature_store.online import BATCH_GET_LIMIT, OnlineStore
+from feature_store.online import BATCH_GET_LIMIT, FeatureStore
 from feature_store.positions import BEFORE_ALL
 from feature_store.rows import Row
 from feature_store.transforms import (
@@ -56,13 +56,13 @@ class FeatureStats:
 @dataclass
 class _ItemDelta:
     events: list[Sequenced] = field(default_factory=list)
-    covisits: list[tuple[str, Sequenced]] = field(default_factory=list)
+    covisits: list[tuple[str, int, Sequenced]] = field(default_factory=list)
 
 
 class FeatureProcessor:
     """A ``RecordProcessor`` that maintains user, item and popularity features."""
 
-    def __init__(self, store: OnlineStore, concurrency: int = 16) -> None:
+    def __init__(self, store: FeatureStore, concurrency: int = 16) -> None:
         self._store = store
         self._limit = asyncio.Semaphore(concurrency)
         self.stats = FeatureStats()
@@ -102,8 +102,8 @@ class FeatureProcessor:
             # user's history before the events above it
             mark = stored.mark(shard) if stored else BEFORE_ALL
             new = [s for s in events if s.position > mark]
-            for item_id, other, source in covisit_pairs(state, new):
-                deltas[item_id].covisits.append((other, source))
+            for item_id, other, weight, source in covisit_pairs(state, new):
+                deltas[item_id].covisits.append((other, weight, source))
 
         items = {item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()}
         keys = list(items)
@@ -115,13 +115,13 @@ class FeatureProcessor:
             written += await self._apply_all({k: items[k] for k in chunk}, stored_items)
         users = {u: _user_compute(u, events, shard, last) for u, events in by_user.items()}
         await self._apply_all({user_key(u): c for u, c in users.items()}, user_rows)
-        totals = [
-            (row.features.item_id, row.features.total)
+        touched = [
+            row.features
             for row in written
             if row is not None and isinstance(row.features, ItemFeatures)
         ]
         (popular,) = await self._store.read_rows([POPULAR_KEY])
-        await self._apply(POPULAR_KEY, _popular_compute(totals), popular)
+        await self._apply(POPULAR_KEY, _popular_compute(touched), popular)
         self.stats.events += len(batch.events)
 
     async def _apply_all(
@@ -164,7 +164,7 @@ def _item_compute(item_id: str, delta: _ItemDelta, shard: str, last: str) -> Com
         row = stored or Row(item_key(item_id), ItemFeatures(item_id))
         mark = row.mark(shard)
         events = [s.event for s in delta.events if s.position > mark]
-        covisited = [other for other, source in delta.covisits if source.position > mark]
+        covisited = [(o, w) for o, w, source in delta.covisits if source.position > mark]
         if not events and not covisited:
             return None
         assert isinstance(row.features, ItemFeatures)
@@ -173,11 +173,11 @@ def _item_compute(item_id: str, delta: _ItemDelta, shard: str, last: str) -> Com
     return compute
 
 
-def _popular_compute(totals: list[tuple[str, int]]) -> Compute:
+def _popular_compute(items: list[ItemFeatures]) -> Compute:
     def compute(stored: Row | None) -> Row | None:
         row = stored or Row(POPULAR_KEY, Popular())
         assert isinstance(row.features, Popular)
-        merged = merge_popular(row.features, totals)
+        merged = merge_popular(row.features, items)
         return None if merged == row.features else replace(row, features=merged)
 
     return compute

@@ -1,10 +1,14 @@
-"""Feature definitions: what the online store keeps, and the bounds that keep rows small.
+"""The state the online store keeps per row, and the bounds that keep rows small.
 
 Row keys in the features table (one table, hash key ``pk``):
 
-    user#<user_id>     UserFeatures   recent items (distinct, newest first), seen items, counts
-    item#<item_id>     ItemFeatures   interactions per event type, co-visited items (top-K)
-    global#popular     Popular        the most interacted-with items
+    user#<user_id>     UserFeatures   recent items, seen items, counts per event type in tiles,
+                                      genre tiles, the current session
+    item#<item_id>     ItemFeatures   interactions per event type and in tiles, co-visited items
+    global#popular     Popular        the most interacted-with items, the trending candidates
+
+This is stored STATE; the features served are computed from it at read time for a given ``now``
+(``feature_store.definitions``), so time windows and decay need no rewrite to stay current.
 
 Every row also carries ``version`` (optimistic concurrency) and one ``hwm:<shard id>`` attribute
 per source shard: the highest sequence number already applied to the row (exactly-once effect).
@@ -14,13 +18,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from feature_store.windows import DAY_MS, HOUR_MS, MINUTE_MS, Resolution, Tiles, Window
+
 RECENT_ITEMS = 50  # distinct items kept in a user's recent list
 SEEN_ITEMS = 5_000  # distinct items remembered per user, to exclude them from recommendations
 COVIS_WINDOW = 10  # an event co-visits the user's this many most recent distinct items
-COVIS_TOP_K = 100  # co-visited items kept per item row (bounded: DynamoDB rows stop at 400 KB)
-POPULAR_TOP_K = 200  # items kept in the global popularity row
+COVIS_TOP_K = 100  # co-visited items served per item
+# Co-visited items stored per item row: past this many the row is pruned back to COVIS_TOP_K
+# (amortised pruning; bounded, so no row nears DynamoDB's 400 KB limit)
+COVIS_KEEP = 2 * COVIS_TOP_K
+POPULAR_TOP_K = 200  # items kept in the global popularity list
+TRENDING_TOP_K = 100  # items kept in the global trending list
+SESSION_GAP_MS = 30 * MINUTE_MS  # inactivity that ends a session (when events carry no session_id)
+SESSION_ITEMS = 20  # distinct items kept in the current session, newest first
+GENRE_KEYS = ("genres", "category")  # context keys naming an item's genres/categories, "|"-split
 
-POPULAR_KEY = "global#popular"
+# Tiles: users count per event type at 5 min (the 1 h window), 1 h (24 h) and 1 d (7 d)
+# resolution; items keep hourly buckets for a week (24 h and 7 d windows, decayed popularity and
+# the trending baseline); genre affinity keeps daily buckets for four half-lives.
+M5 = Resolution("m5", 5 * MINUTE_MS, 12)
+H1_DAY = Resolution("h1", HOUR_MS, 24)
+H1_WEEK = Resolution("h1", HOUR_MS, 7 * 24)
+D1_WEEK = Resolution("d1", DAY_MS, 7)
+USER_RESOLUTIONS = (M5, H1_DAY, D1_WEEK)
+ITEM_RESOLUTIONS = (M5, H1_WEEK)
+AFFINITY_HALF_LIFE_MS = 7 * DAY_MS
+AFFINITY = Resolution("d1", DAY_MS, 28)
+POPULARITY_HALF_LIFE_MS = DAY_MS
+USER_TTL_MS = 90 * DAY_MS  # a user row expires this long after the user's newest event
+ITEM_TTL_MS = 365 * DAY_MS  # an item row expires this long after the item's newest event
+TRENDING_PRIOR = 1.0  # events per hour added to both rates of the trending score
+
+WINDOW_1H = Window("1h", HOUR_MS, M5)
+USER_WINDOWS = (WINDOW_1H, Window("24h", DAY_MS, H1_DAY), Window("7d", 7 * DAY_MS, D1_WEEK))
+ITEM_WEEK = Window("7d", 7 * DAY_MS, H1_WEEK)
+ITEM_WINDOWS = (WINDOW_1H, Window("24h", DAY_MS, H1_WEEK), ITEM_WEEK)
+
+POPULAR_KEY = "global#popular"  # the one global row: popular and trending lists
 
 
 def user_key(user_id: str) -> str:
@@ -45,28 +79,57 @@ class RecentItem:
 
 
 @dataclass(frozen=True)
+class Session:
+    """The user's current session: the events since the last gap (or of its ``session_id``)."""
+
+    session_id: str
+    start: int  # event time (ms) of its first event
+    last: int  # event time (ms) of its newest event
+    length: int  # events in it
+    items: tuple[str, ...] = ()  # distinct items, newest first, at most SESSION_ITEMS
+
+
+@dataclass(frozen=True)
 class UserFeatures:
-    """A user's online features."""
+    """A user's online state."""
 
     user_id: str
     recent: tuple[RecentItem, ...] = ()  # distinct items, newest first, at most RECENT_ITEMS
     seen: tuple[str, ...] = ()  # distinct, oldest first, at most SEEN_ITEMS (oldest dropped first)
     events: int = 0
     last_seen: int = 0  # event time (ms) of the newest event
+    counts: dict[str, int] = field(default_factory=dict)  # all-time events per event type
+    tiles: dict[str, Tiles] = field(default_factory=dict)  # event type -> USER_RESOLUTIONS tiles
+    genres: dict[str, dict[int, int]] = field(default_factory=dict)  # genre -> AFFINITY buckets
+    session: Session | None = None
 
 
 @dataclass(frozen=True)
 class ItemFeatures:
-    """An item's online features."""
+    """An item's online state."""
 
     item_id: str
-    counts: dict[str, int] = field(default_factory=dict)  # per event type
+    counts: dict[str, int] = field(default_factory=dict)  # all-time events per event type
     total: int = 0
-    covis: dict[str, int] = field(default_factory=dict)  # co-visited item -> count, top-K
+    covis: dict[str, int] = field(default_factory=dict)  # co-visited item -> recency weight
+    tiles: Tiles = field(default_factory=dict)  # interactions, ITEM_RESOLUTIONS
+    last_seen: int = 0  # event time (ms) of the newest event
+
+
+@dataclass(frozen=True)
+class TrendCandidate:
+    """An item's trending state as of its last update: its 5-minute tiles and its 7-day count."""
+
+    item_id: str
+    recent: dict[int, int]  # M5 buckets
+    week: int  # interactions in the 7 days before its newest event
+    last_seen: int
 
 
 @dataclass(frozen=True)
 class Popular:
-    """The most interacted-with items, ``(item_id, total)`` by total descending."""
+    """The global row: the most interacted-with items, ``(item_id, total)`` by total
+    descending, and the trending candidates (ranked at read time: the score moves with time)."""
 
     items: tuple[tuple[str, int], ...] = ()
+    trending: tuple[TrendCandidate, ...] = ()

@@ -1,4 +1,9 @@
-"""The online feature store on DynamoDB: batched reads, conditional whole-row writes.
+"""The online feature store: the port (``FeatureStore``) and its DynamoDB adapter.
+
+Two storage primitives per backend: ``fetch`` (items by key, optionally projected) and
+``write_row``. Everything else, the feature reads with TTL at read time included, is written once
+in ``FeatureStore``; ``feature_store.memory`` is the in-memory backend, and one contract suite runs
+over both (tests/contract/test_online_store_contract.py).
 
 Writes are optimistic: a row is written only if its ``version`` is still the one that was read
 (or, for a new row, if it does not exist yet). A rejected write means another writer got there
@@ -8,12 +13,15 @@ first; the caller re-reads the row and recomputes from the records above the row
 from __future__ import annotations
 
 import asyncio
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from feature_store.definitions import entity_of, lookup
 from feature_store.features import (
     POPULAR_KEY,
     ItemFeatures,
@@ -22,43 +30,128 @@ from feature_store.features import (
     item_key,
     user_key,
 )
-from feature_store.rows import Row, decode, encode
+from feature_store.rows import EXPIRES_AT, Row, decode, encode
 from infra.errors import error_code, translate
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 _MAX_UNPROCESSED_ROUNDS = 8
+# read by every feature read: what identifies the row and dates it (for TTL at read time)
+ALWAYS_READ = ("pk", "kind", "user_id", "item_id", "last_seen", EXPIRES_AT)
+
+FeatureValues = dict[str, Any]  # feature name -> value
 
 
-class OnlineStore:
+class FeatureStore(ABC):
+    """Feature rows by key. Backends implement ``fetch`` and ``write_row``; the rest is here."""
+
+    @abstractmethod
+    async def fetch(
+        self, keys: Sequence[str], attributes: Sequence[str] | None, consistent: bool
+    ) -> dict[str, dict[str, Any]]:
+        """The stored items (DynamoDB attribute-value maps) of those ``keys`` that exist, by key;
+        only ``attributes`` of each when given."""
+
+    @abstractmethod
+    async def write_row(self, row: Row) -> bool:
+        """Store ``row`` as version ``row.version + 1`` if the stored version is ``row.version``
+        (0: the row must not exist). False, and nothing written, when another writer was first."""
+
+    async def read_rows(self, keys: Sequence[str]) -> list[Row | None]:
+        """The whole rows of ``keys``, aligned with ``keys``; ``None`` where a row does not exist.
+
+        Strongly consistent: rows are read to be rewritten.
+        """
+        found = await self.fetch(list(dict.fromkeys(keys)), None, consistent=True)
+        return [decode(found[k]) if k in found else None for k in keys]
+
+    async def read(
+        self,
+        keys: Sequence[str],
+        features: Sequence[str],
+        now_ms: int | None = None,
+        *,
+        consistent: bool = False,
+    ) -> list[FeatureValues | None]:
+        """The ``features`` of each row key, aligned with ``keys``: ``None`` for a missing or
+        expired row, else ``{feature: value}`` with the asked features of the key's entity
+        (a feature past its TTL is ``None``). Values are computed for ``now_ms`` (default: now).
+
+        Only the attributes the features need are read (projections); eventually consistent
+        unless ``consistent``. Raises ``KeyError`` for an unknown feature, ``ValueError`` for a
+        key that names no entity.
+        """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        definitions = lookup(list(features))
+        entities = [entity_of(k) for k in keys]
+        attributes = sorted({*ALWAYS_READ, *(a for d in definitions for a in d.attributes)})
+        found = await self.fetch(list(dict.fromkeys(keys)), attributes, consistent)
+        result: list[FeatureValues | None] = []
+        for key, entity in zip(keys, entities, strict=True):
+            item = found.get(key)
+            if item is None or _expired(item, now):
+                result.append(None)
+                continue
+            state = decode(item).features
+            result.append({d.name: d.value(state, now) for d in definitions if d.entity == entity})
+        return result
+
+    async def user(self, user_id: str) -> UserFeatures | None:
+        """A user's features, or None for a user never seen."""
+        (row,) = await self.read_rows([user_key(user_id)])
+        return row.features if row and isinstance(row.features, UserFeatures) else None
+
+    async def items(self, item_ids: Sequence[str]) -> list[ItemFeatures | None]:
+        """Items' features aligned with ``item_ids``; None for an item never seen."""
+        rows = await self.read_rows([item_key(i) for i in item_ids])
+        return [r.features if r and isinstance(r.features, ItemFeatures) else None for r in rows]
+
+    async def popular(self) -> Popular:
+        """The global popularity list (empty before any event)."""
+        (row,) = await self.read_rows([POPULAR_KEY])
+        return row.features if row and isinstance(row.features, Popular) else Popular()
+
+
+def _expired(item: dict[str, Any], now_ms: int) -> bool:
+    """Whether the row's TTL passed (DynamoDB may not have deleted it yet: it does so lazily)."""
+    expires = item.get(EXPIRES_AT)
+    return expires is not None and int(expires["N"]) * 1000 < now_ms
+
+
+class OnlineStore(FeatureStore):
     """Feature rows in one DynamoDB table, through an injected aiobotocore client."""
 
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
         self._table = table
 
-    async def read_rows(self, keys: Sequence[str]) -> list[Row | None]:
-        """The rows of ``keys``, aligned with ``keys``; ``None`` where a row does not exist.
-
-        Strongly consistent (rows are read to be rewritten); chunks of 100 run concurrently.
-        """
+    async def fetch(
+        self, keys: Sequence[str], attributes: Sequence[str] | None, consistent: bool
+    ) -> dict[str, dict[str, Any]]:
+        """BatchGetItem in chunks of 100, issued concurrently; unprocessed keys are retried."""
         unique = list(dict.fromkeys(keys))
         chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
-        found: dict[str, Row] = {}
-        for result in await asyncio.gather(*(self._batch_get(chunk) for chunk in chunks)):
+        request: dict[str, Any] = {"ConsistentRead": consistent}
+        if attributes is not None:
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
+        found: dict[str, dict[str, Any]] = {}
+        for result in await asyncio.gather(*(self._batch_get(c, request) for c in chunks)):
             found.update(result)
-        return [found.get(key) for key in keys]
+        return found
 
-    async def _batch_get(self, keys: list[str]) -> dict[str, Row]:
-        request = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
-        found: dict[str, Row] = {}
+    async def _batch_get(
+        self, keys: list[str], options: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        request = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], **options}}
+        found: dict[str, dict[str, Any]] = {}
         for attempt in range(_MAX_UNPROCESSED_ROUNDS):
             try:
                 response = await self._client.batch_get_item(RequestItems=request)
             except ClientError as exc:
                 raise translate("BatchGetItem", exc) from exc
             for item in response.get("Responses", {}).get(self._table, []):
-                row = decode(item)
-                found[row.key] = row
+                found[item["pk"]["S"]] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return found
@@ -87,18 +180,3 @@ class OnlineStore:
                 return False
             raise translate("PutItem", exc) from exc
         return True
-
-    async def user(self, user_id: str) -> UserFeatures | None:
-        """A user's features, or None for a user never seen."""
-        (row,) = await self.read_rows([user_key(user_id)])
-        return row.features if row and isinstance(row.features, UserFeatures) else None
-
-    async def items(self, item_ids: Sequence[str]) -> list[ItemFeatures | None]:
-        """Items' features aligned with ``item_ids``; None for an item never seen."""
-        rows = await self.read_rows([item_key(i) for i in item_ids])
-        return [r.features if r and isinstance(r.features, ItemFeatures) else None for r in rows]
-
-    async def popular(self) -> Popular:
-        """The global popularity list (empty before any event)."""
-        (row,) = await self.read_rows([POPULAR_KEY])
-        return row.features if row and isinstance(row.features, Popular) else Popular()

@@ -16,11 +16,22 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from feature_store.features import POPULAR_KEY, ItemFeatures, Popular, RecentItem, UserFeatures
+from feature_store.features import (
+    ITEM_TTL_MS,
+    POPULAR_KEY,
+    USER_TTL_MS,
+    ItemFeatures,
+    Popular,
+    RecentItem,
+    Session,
+    TrendCandidate,
+    UserFeatures,
+)
 from feature_store.positions import BEFORE_ALL, Position
 
 Features = UserFeatures | ItemFeatures | Popular
 MARK_PREFIX = "hwm:"
+EXPIRES_AT = "expires_at"  # the table's TTL attribute: epoch SECONDS, as DynamoDB TTL wants
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -49,6 +60,9 @@ def encode(row: Row) -> dict[str, Any]:
     """The DynamoDB item (attribute-value map) of ``row``."""
     plain: dict[str, Any] = {"pk": row.key, "version": row.version, **_plain(row.features)}
     plain.update({MARK_PREFIX + shard: seq for shard, seq in row.marks.items()})
+    expires = expires_at_ms(row.features)
+    if expires is not None:
+        plain[EXPIRES_AT] = expires // 1000
     return {name: _serializer.serialize(value) for name, value in plain.items()}
 
 
@@ -59,8 +73,22 @@ def decode(item: dict[str, Any]) -> Row:
     return Row(plain["pk"], _features(plain), int(plain.get("version", 0)), marks)
 
 
+def expires_at_ms(features: Features) -> int | None:
+    """When DynamoDB may delete the row (epoch ms): its newest event plus the row's TTL.
+
+    DynamoDB deletes expired rows lazily (up to days later), so readers check it too
+    (``feature_store.definitions``); the global row never expires.
+    """
+    if isinstance(features, UserFeatures) and features.last_seen:
+        return features.last_seen + USER_TTL_MS
+    if isinstance(features, ItemFeatures) and features.last_seen:
+        return features.last_seen + ITEM_TTL_MS
+    return None
+
+
 def _plain(features: Features) -> dict[str, Any]:
     if isinstance(features, UserFeatures):
+        session = features.session
         return {
             "kind": "user",
             "user_id": features.user_id,
@@ -68,6 +96,10 @@ def _plain(features: Features) -> dict[str, Any]:
             "seen": _pack(features.seen),
             "events": features.events,
             "last_seen": features.last_seen,
+            "counts": _pack(features.counts),
+            "tiles": _pack({k: _tiles(t) for k, t in features.tiles.items()}),
+            "genres": _pack({g: _buckets(b) for g, b in features.genres.items()}),
+            "session": _pack(None if session is None else list(session.__dict__.values())),
         }
     if isinstance(features, ItemFeatures):
         return {
@@ -76,19 +108,43 @@ def _plain(features: Features) -> dict[str, Any]:
             "counts": features.counts,
             "total": features.total,
             "covis": _pack(features.covis),
+            "tiles": _pack(_tiles(features.tiles)),
+            "last_seen": features.last_seen,
         }
-    return {"kind": "popular", "items": _pack(features.items)}
+    trending = [[c.item_id, _buckets(c.recent), c.week, c.last_seen] for c in features.trending]
+    return {"kind": "popular", "items": _pack(features.items), "trending": _pack(trending)}
+
+
+def _buckets(buckets: dict[int, int]) -> list[list[int]]:
+    return sorted([i, n] for i, n in buckets.items())
+
+
+def _tiles(tiles: dict[str, dict[int, int]]) -> dict[str, list[list[int]]]:
+    return {name: _buckets(b) for name, b in tiles.items()}
+
+
+def _unbuckets(pairs: list[list[int]]) -> dict[int, int]:
+    return {int(i): int(n) for i, n in pairs}
+
+
+def _untiles(packed: dict[str, list[list[int]]]) -> dict[str, dict[int, int]]:
+    return {name: _unbuckets(pairs) for name, pairs in packed.items()}
 
 
 def _features(plain: dict[str, Any]) -> Features:
     kind = plain.get("kind")
     if kind == "user":
+        session = _unpack(plain.get("session"), None)
         return UserFeatures(
             user_id=plain["user_id"],
             recent=tuple(RecentItem(*r) for r in _unpack(plain.get("recent"), [])),
             seen=tuple(_unpack(plain.get("seen"), [])),
             events=plain.get("events", 0),
             last_seen=plain.get("last_seen", 0),
+            counts=_unpack(plain.get("counts"), {}),
+            tiles={k: _untiles(t) for k, t in _unpack(plain.get("tiles"), {}).items()},
+            genres={g: _unbuckets(b) for g, b in _unpack(plain.get("genres"), {}).items()},
+            session=None if session is None else Session(*session[:4], tuple(session[4])),
         )
     if kind == "item":
         return ItemFeatures(
@@ -96,9 +152,17 @@ def _features(plain: dict[str, Any]) -> Features:
             counts=plain.get("counts", {}),
             total=plain.get("total", 0),
             covis=_unpack(plain.get("covis"), {}),
+            tiles=_untiles(_unpack(plain.get("tiles"), {})),
+            last_seen=plain.get("last_seen", 0),
         )
     if kind == "popular" or plain["pk"] == POPULAR_KEY:
-        return Popular(items=tuple((i, n) for i, n in _unpack(plain.get("items"), [])))
+        return Popular(
+            items=tuple((i, n) for i, n in _unpack(plain.get("items"), [])),
+            trending=tuple(
+                TrendCandidate(i, _unbuckets(b), w, t)
+                for i, b, w, t in _unpack(plain.get("trending"), [])
+            ),
+        )
     raise ValueError(f"row {plain.get('pk')!r} has unknown kind {kind!r}")
 
 

@@ -10,15 +10,30 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from feature_store import windows
 from feature_store.features import (
+    AFFINITY,
+    COVIS_KEEP,
     COVIS_TOP_K,
     COVIS_WINDOW,
+    GENRE_KEYS,
+    ITEM_RESOLUTIONS,
+    ITEM_WEEK,
+    M5,
     POPULAR_TOP_K,
     RECENT_ITEMS,
     SEEN_ITEMS,
+    SESSION_GAP_MS,
+    SESSION_ITEMS,
+    TRENDING_PRIOR,
+    TRENDING_TOP_K,
+    USER_RESOLUTIONS,
+    WINDOW_1H,
     ItemFeatures,
     Popular,
     RecentItem,
+    Session,
+    TrendCandidate,
     UserFeatures,
 )
 from feature_store.positions import Position
@@ -55,6 +70,9 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     recent = list(state.recent)
     seen = dict.fromkeys(state.seen)
     last_seen = state.last_seen
+    session = state.session
+    stamps: dict[str, list[int]] = {}
+    genre_stamps: dict[str, list[int]] = {}
     for s in events:
         e = s.event
         entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
@@ -62,13 +80,78 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
         last_seen = max(last_seen, e.timestamp)
-    seen_items = tuple(seen)[-SEEN_ITEMS:]
+        session = next_session(session, e)
+        stamps.setdefault(e.event_type.value, []).append(e.timestamp)
+        for genre in genres_of(e):
+            genre_stamps.setdefault(genre, []).append(e.timestamp)
+    counts = Counter(state.counts)
+    counts.update({kind: len(ts) for kind, ts in stamps.items()})
+    tiles = {
+        kind: windows.add(
+            state.tiles.get(kind, {}), USER_RESOLUTIONS, stamps.get(kind, ()), last_seen
+        )
+        for kind in counts
+    }
+    genres = {
+        genre: windows.add(
+            {AFFINITY.name: state.genres.get(genre, {})},
+            (AFFINITY,),
+            genre_stamps.get(genre, ()),
+            last_seen,
+        )[AFFINITY.name]
+        for genre in state.genres.keys() | genre_stamps.keys()
+    }
     return replace(
         state,
         recent=tuple(recent[:RECENT_ITEMS]),
-        seen=seen_items,
+        seen=tuple(seen)[-SEEN_ITEMS:],
         events=state.events + len(events),
         last_seen=last_seen,
+        counts=dict(counts),
+        tiles={kind: t for kind, t in tiles.items() if any(t.values())},
+        genres={genre: b for genre, b in genres.items() if b},
+        session=session,
+    )
+
+
+def genres_of(event: Event) -> list[str]:
+    """The genres/categories an event's context names (``GENRE_KEYS``, ``|``-separated)."""
+    context = event.context or {}
+    for key in GENRE_KEYS:
+        value = context.get(key)
+        if isinstance(value, str) and value:
+            return [g for g in dict.fromkeys(value.split("|")) if g]
+    return []
+
+
+def next_session(session: Session | None, event: Event) -> Session | None:
+    """The current session after ``event``: the same one, extended, or a new one.
+
+    An event with a ``session_id`` belongs to that session; otherwise a gap of more than
+    ``SESSION_GAP_MS`` after the session's newest event starts a new one (named after its start).
+    A late event of an earlier session leaves the current one as it is.
+    """
+    ts = event.timestamp
+    if session is not None:
+        if event.session_id is not None and event.session_id == session.session_id:
+            return _extend(session, event)
+        if event.session_id is not None and ts < session.last:
+            return session  # a late event of an earlier session
+        if event.session_id is None and ts < session.start:
+            return session  # a late event of an earlier session
+        if event.session_id is None and ts <= session.last + SESSION_GAP_MS:
+            return _extend(session, event)
+    return Session(event.session_id or f"s-{ts}", ts, ts, 1, (event.item_id,))
+
+
+def _extend(session: Session, event: Event) -> Session:
+    items = (event.item_id, *(i for i in session.items if i != event.item_id))
+    return replace(
+        session,
+        start=min(session.start, event.timestamp),
+        last=max(session.last, event.timestamp),
+        length=session.length + 1,
+        items=items[:SESSION_ITEMS],
     )
 
 
@@ -84,41 +167,99 @@ def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentIt
 
 def covisit_pairs(
     history: UserFeatures, events: Sequence[Sequenced]
-) -> list[tuple[str, str, Sequenced]]:
-    """``(item, co-visited item, source)``, both directions, for each event in stream order.
+) -> list[tuple[str, str, int, Sequenced]]:
+    """``(item, co-visited item, weight, source)``, both directions, per event in stream order.
 
-    An event on item ``i`` co-visits the user's ``COVIS_WINDOW`` most recent other items.
+    An event on item ``i`` co-visits the user's ``COVIS_WINDOW`` most recent other items; the
+    newest of them weighs ``COVIS_WINDOW``, the next one less, the oldest 1 (recency weighted,
+    in integers so that sums do not depend on the order they are added in).
     """
-    pairs: list[tuple[str, str, Sequenced]] = []
+    pairs: list[tuple[str, str, int, Sequenced]] = []
     recent = list(history.recent)
     for s in events:
         e = s.event
         window = [r.item_id for r in recent if r.item_id != e.item_id][:COVIS_WINDOW]
-        for other in window:
-            pairs.append((e.item_id, other, s))
-            pairs.append((other, e.item_id, s))
+        for rank, other in enumerate(window):
+            weight = COVIS_WINDOW - rank
+            pairs.append((e.item_id, other, weight, s))
+            pairs.append((other, e.item_id, weight, s))
         entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
         recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
     return pairs
 
 
 def fold_item(
-    state: ItemFeatures, events: Iterable[Event], covisited: Iterable[str]
+    state: ItemFeatures, events: Sequence[Event], covisited: Iterable[tuple[str, int]]
 ) -> ItemFeatures:
-    """The item's features after ``events`` on it and the ``covisited`` items they brought."""
+    """The item's features after ``events`` on it and the ``(item, weight)`` co-visits they
+    brought. Co-visits are pruned to the top ``COVIS_TOP_K`` once past ``COVIS_KEEP``."""
     counts = Counter(state.counts)
     added = Counter(e.event_type.value for e in events)
     counts.update(added)
     covis = Counter(state.covis)
-    covis.update(covisited)
-    top = dict(sorted(covis.items(), key=lambda kv: (-kv[1], kv[0]))[:COVIS_TOP_K])
-    return replace(state, counts=dict(counts), total=state.total + sum(added.values()), covis=top)
+    for other, weight in covisited:
+        covis[other] += weight
+    if len(covis) > COVIS_KEEP:
+        covis = Counter(dict(top_covisited(covis, COVIS_TOP_K)))
+    last_seen = max([state.last_seen, *(e.timestamp for e in events)])
+    tiles = windows.add(state.tiles, ITEM_RESOLUTIONS, (e.timestamp for e in events), last_seen)
+    return replace(
+        state,
+        counts=dict(counts),
+        total=state.total + sum(added.values()),
+        covis=dict(covis),
+        tiles=tiles,
+        last_seen=last_seen,
+    )
 
 
-def merge_popular(state: Popular, totals: Iterable[tuple[str, int]]) -> Popular:
-    """The popularity list with the new ``totals`` of some items merged in (totals only grow)."""
+def top_covisited(covis: dict[str, int], k: int = COVIS_TOP_K) -> list[tuple[str, int]]:
+    """The ``k`` heaviest co-visited items, heaviest first (ties by item id)."""
+    return sorted(covis.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+def trending_score(recent: dict[int, int], week: int, now_ms: int) -> float:
+    """Recent rate against the baseline: ``(last hour + 1) / (7-day hourly mean + 1)``.
+
+    Above 1, the item gets more interactions now than it usually does; the prior of one event
+    per hour keeps a single event on a quiet item from looking like a trend.
+    """
+    last_hour = windows.count({M5.name: recent}, WINDOW_1H, now_ms)
+    return (last_hour + TRENDING_PRIOR) / (week / (7 * 24) + TRENDING_PRIOR)
+
+
+def trend_candidate(item: ItemFeatures) -> TrendCandidate:
+    """What the global row keeps of an item to rank it as trending later."""
+    week = windows.count(item.tiles, ITEM_WEEK, item.last_seen)
+    return TrendCandidate(item.item_id, dict(item.tiles.get(M5.name, {})), week, item.last_seen)
+
+
+def merge_popular(state: Popular, items: Iterable[ItemFeatures]) -> Popular:
+    """The global row with some items' new state merged in.
+
+    Totals only grow, so the popular list keeps each item's largest total. The trending list keeps
+    each item's newest candidate, ranked by ``trending_score`` at the newest event time seen.
+    """
     merged = dict(state.items)
-    for item_id, total in totals:
-        merged[item_id] = max(total, merged.get(item_id, 0))
+    candidates = {c.item_id: c for c in state.trending}
+    for item in items:
+        merged[item.item_id] = max(item.total, merged.get(item.item_id, 0))
+        new = trend_candidate(item)
+        old = candidates.get(item.item_id)
+        if old is None or _fresher(new, old):
+            candidates[item.item_id] = new
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:POPULAR_TOP_K]
-    return Popular(items=tuple(ranked))
+    now = max((c.last_seen for c in candidates.values()), default=0)
+    trending = sorted(
+        candidates.values(), key=lambda c: (-trending_score(c.recent, c.week, now), c.item_id)
+    )
+    return Popular(items=tuple(ranked), trending=tuple(trending[:TRENDING_TOP_K]))
+
+
+def _fresher(new: TrendCandidate, old: TrendCandidate) -> bool:
+    """Whether ``new`` was taken from a later state of the item than ``old``."""
+    return (new.last_seen, new.week, sum(new.recent.values())) > (
+        old.last_seen,
+        old.week,
+        sum(old.recent.values()),
+    )

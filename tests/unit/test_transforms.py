@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from feature_store.features import COVIS_WINDOW, RECENT_ITEMS, ItemFeatures, Popular, UserFeatures
+from feature_store.features import (
+    COVIS_KEEP,
+    COVIS_TOP_K,
+    COVIS_WINDOW,
+    RECENT_ITEMS,
+    ItemFeatures,
+    Popular,
+    UserFeatures,
+)
 from feature_store.transforms import (
     Sequenced,
     covisit_pairs,
@@ -48,22 +56,113 @@ def test_folding_in_two_batches_equals_one() -> None:
     assert once == twice
 
 
-def test_covisit_pairs_go_both_ways_within_the_window() -> None:
-    pairs = [(a, b) for a, b, _ in covisit_pairs(UserFeatures("u1"), [seq(1, "a"), seq(2, "b")])]
-    assert pairs == [("b", "a"), ("a", "b")]
+def test_covisit_pairs_go_both_ways_within_the_window_recency_weighted() -> None:
+    events = [seq(1, "a"), seq(2, "b"), seq(3, "c")]
+    pairs = [(a, b, w) for a, b, w, _ in covisit_pairs(UserFeatures("u1"), events)]
+    top = COVIS_WINDOW
+    assert pairs == [
+        ("b", "a", top),
+        ("a", "b", top),
+        ("c", "b", top),  # b is c's newest predecessor
+        ("b", "c", top),
+        ("c", "a", top - 1),
+        ("a", "c", top - 1),
+    ]
     many = [seq(n, f"i{n}") for n in range(COVIS_WINDOW + 3)]
-    last = [(a, b) for a, b, s in covisit_pairs(UserFeatures("u1"), many) if s is many[-1]]
+    last = [(a, b, w) for a, b, w, s in covisit_pairs(UserFeatures("u1"), many) if s is many[-1]]
     assert len(last) == 2 * COVIS_WINDOW
+    assert min(w for _, _, w in last) == 1
 
 
-def test_fold_item_counts_per_type_and_keeps_top_covisits() -> None:
+def test_fold_item_counts_per_type_and_sums_covisit_weights() -> None:
     state = fold_item(ItemFeatures("a"), [seq(1, "a").event, seq(2, "a", kind="click").event], [])
-    state = fold_item(state, [seq(3, "a").event], ["b", "b", "c"])
+    state = fold_item(state, [seq(3, "a").event], [("b", 3), ("b", 2), ("c", 1)])
     assert state.counts == {"view": 2, "click": 1}
     assert state.total == 3
-    assert state.covis == {"b": 2, "c": 1}
+    assert state.covis == {"b": 5, "c": 1}
+    assert state.last_seen == T0 + 3
+
+
+def test_covisits_are_pruned_to_the_top_k_past_the_bound() -> None:
+    state = ItemFeatures("a", covis={f"o{n}": n + 1 for n in range(COVIS_KEEP)})
+    assert len(fold_item(state, [], []).covis) == COVIS_KEEP  # at the bound: kept
+    pruned = fold_item(state, [], [("new", 1)])
+    assert len(pruned.covis) == COVIS_TOP_K
+    assert min(pruned.covis.values()) == COVIS_KEEP - COVIS_TOP_K + 1  # the heaviest survive
 
 
 def test_merge_popular_keeps_the_largest_total_and_ranks() -> None:
-    merged = merge_popular(Popular((("a", 5), ("b", 3))), [("b", 7), ("c", 1), ("a", 4)])
+    items = [ItemFeatures("b", total=7), ItemFeatures("c", total=1), ItemFeatures("a", total=4)]
+    merged = merge_popular(Popular((("a", 5), ("b", 3))), items)
     assert merged.items == (("b", 7), ("a", 5), ("c", 1))
+
+
+def test_trending_ranks_a_burst_above_a_steady_item() -> None:
+    hour = 3_600_000
+    now = T0 + 7 * 24 * hour
+    steady = [seq(n, "steady", ts=now - n * hour).event for n in range(0, 7 * 24, 2)]  # 84 events
+    burst = [seq(1000 + n, "burst", ts=now - n * 1000).event for n in range(10)]
+    items = [
+        fold_item(ItemFeatures(i), evs, []) for i, evs in (("steady", steady), ("burst", burst))
+    ]
+    merged = merge_popular(Popular(), items)
+    assert [c.item_id for c in merged.trending] == ["burst", "steady"]
+    assert [i for i, _ in merged.items] == ["steady", "burst"]  # popular: by total
+
+
+def test_user_counts_per_event_type_in_tiles_and_all_time() -> None:
+    hour = 3_600_000
+    events = [
+        seq(1, "a", ts=T0),
+        seq(2, "b", ts=T0 + 2 * hour, kind="click"),
+        seq(3, "c", ts=T0 + 30 * 24 * hour),  # a month later: T0's buckets fall out of the tiles
+    ]
+    state = fold_user(UserFeatures("u1"), events)
+    assert state.counts == {"view": 2, "click": 1}
+    assert state.tiles["view"]["d1"] == {(T0 + 30 * 24 * hour) // (24 * hour): 1}
+    assert "click" not in state.tiles  # nothing of it within a week of the newest event
+
+
+def test_genres_come_from_the_event_context() -> None:
+    event = Event(
+        event_id="g",
+        user_id="u1",
+        item_id="m",
+        event_type="rating",
+        timestamp=T0,
+        context={"genres": "Action|Comedy|Action"},
+    )
+    state = fold_user(UserFeatures("u1"), [Sequenced(event, "shard-0", "1")])
+    assert set(state.genres) == {"Action", "Comedy"}
+    assert state.genres["Action"] == {T0 // (24 * 3_600_000): 1}
+
+
+def test_sessions_split_on_a_gap_and_follow_session_ids() -> None:
+    minute = 60_000
+    gap = [seq(1, "a", ts=T0), seq(2, "b", ts=T0 + minute), seq(3, "c", ts=T0 + 40 * minute)]
+    session = fold_user(UserFeatures("u1"), gap).session
+    assert session is not None
+    assert (session.session_id, session.length, session.items) == (
+        f"s-{T0 + 40 * minute}",
+        1,
+        ("c",),
+    )
+    same = fold_user(UserFeatures("u1"), gap[:2]).session
+    assert same is not None and (same.length, same.items, same.start) == (2, ("b", "a"), T0)
+    named = [
+        Sequenced(
+            Event(
+                event_id=f"n{n}",
+                user_id="u1",
+                item_id=f"i{n}",
+                event_type="view",
+                timestamp=T0 + n * 60 * minute,  # far apart, but one named session
+                session_id="web-1",
+            ),
+            "shard-0",
+            str(n),
+        )
+        for n in range(3)
+    ]
+    session = fold_user(UserFeatures("u1"), named).session
+    assert session is not None and (session.session_id, session.length) == ("web-1", 3)
