@@ -15,7 +15,7 @@ row's mark also proves that the items took every event at or below it.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -30,7 +30,7 @@ from feature_store.features import (
     user_key,
 )
 from feature_store.online import BATCH_GET_LIMIT, FeatureStore
-from feature_store.positions import BEFORE_ALL
+from feature_store.positions import BEFORE_ALL, Position
 from feature_store.rows import Row
 from feature_store.transforms import (
     Sequenced,
@@ -39,6 +39,7 @@ from feature_store.transforms import (
     fold_user,
     merge_popular,
 )
+from producers.events import Event
 
 Compute = Callable[[Row | None], Row | None]  # stored row -> row to write, or None: nothing new
 MAX_CONFLICT_RETRIES = 20
@@ -57,6 +58,18 @@ class FeatureStats:
 class _ItemDelta:
     events: list[Sequenced] = field(default_factory=list)
     covisits: list[tuple[str, int, Sequenced]] = field(default_factory=list)
+
+    def above(self, mark: Position, first: Position) -> tuple[list[Event], list[tuple[str, int]]]:
+        """The events and co-visits from records above ``mark``. The usual case, a row that
+        took nothing of this batch yet (``mark`` before the batch's ``first`` record), takes
+        all of them, the co-visits summed per item: no per-record filtering."""
+        if mark < first:
+            summed: Counter[str] = Counter()
+            for other, weight, _ in self.covisits:
+                summed[other] += weight
+            return [s.event for s in self.events], list(summed.items())
+        events = [s.event for s in self.events if s.position > mark]
+        return events, [(o, w) for o, w, source in self.covisits if source.position > mark]
 
 
 class FeatureProcessor:
@@ -105,7 +118,8 @@ class FeatureProcessor:
             for item_id, other, weight, source in covisit_pairs(state, new):
                 deltas[item_id].covisits.append((other, weight, source))
 
-        items = {item_key(i): _item_compute(i, d, shard, last) for i, d in deltas.items()}
+        first = batch.events[0].position
+        items = {item_key(i): _item_compute(i, d, shard, first, last) for i, d in deltas.items()}
         keys = list(items)
         written: list[Row | None] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
@@ -159,12 +173,12 @@ def _user_compute(user_id: str, events: Sequence[Sequenced], shard: str, last: s
     return compute
 
 
-def _item_compute(item_id: str, delta: _ItemDelta, shard: str, last: str) -> Compute:
+def _item_compute(
+    item_id: str, delta: _ItemDelta, shard: str, first: Position, last: str
+) -> Compute:
     def compute(stored: Row | None) -> Row | None:
         row = stored or Row(item_key(item_id), ItemFeatures(item_id))
-        mark = row.mark(shard)
-        events = [s.event for s in delta.events if s.position > mark]
-        covisited = [(o, w) for o, w, source in delta.covisits if source.position > mark]
+        events, covisited = delta.above(row.mark(shard), first)
         if not events and not covisited:
             return None
         assert isinstance(row.features, ItemFeatures)

@@ -30,26 +30,30 @@ from feature_store.features import (
     item_key,
     user_key,
 )
-from feature_store.rows import EXPIRES_AT, Row, decode, encode
+from feature_store.rows import Row, decode, encode, expires_at_ms
 from infra.errors import error_code, translate
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 _MAX_UNPROCESSED_ROUNDS = 8
-# read by every feature read: what identifies the row and dates it (for TTL at read time)
-ALWAYS_READ = ("pk", "kind", "user_id", "item_id", "last_seen", EXPIRES_AT)
+# read by every feature read: what identifies the row and dates it (its TTL is computed from
+# last_seen, as the stored expires_at was)
+ALWAYS_READ = ("pk", "kind", "user_id", "item_id", "last_seen")
 
 FeatureValues = dict[str, Any]  # feature name -> value
 
 
 class FeatureStore(ABC):
-    """Feature rows by key. Backends implement ``fetch`` and ``write_row``; the rest is here."""
+    """Feature rows by key. Backends implement ``fetch`` and ``write_row``; the rest is here.
+
+    Rows are immutable values: callers never change a row they read, they write a new one.
+    """
 
     @abstractmethod
     async def fetch(
         self, keys: Sequence[str], attributes: Sequence[str] | None, consistent: bool
-    ) -> dict[str, dict[str, Any]]:
-        """The stored items (DynamoDB attribute-value maps) of those ``keys`` that exist, by key;
-        only ``attributes`` of each when given."""
+    ) -> dict[str, Row]:
+        """The stored rows of those ``keys`` that exist, by key. ``attributes``, when given, are
+        all a caller will look at: a backend may read only those (a projection)."""
 
     @abstractmethod
     async def write_row(self, row: Row) -> bool:
@@ -62,7 +66,7 @@ class FeatureStore(ABC):
         Strongly consistent: rows are read to be rewritten.
         """
         found = await self.fetch(list(dict.fromkeys(keys)), None, consistent=True)
-        return [decode(found[k]) if k in found else None for k in keys]
+        return [found.get(k) for k in keys]
 
     async def read(
         self,
@@ -87,11 +91,12 @@ class FeatureStore(ABC):
         found = await self.fetch(list(dict.fromkeys(keys)), attributes, consistent)
         result: list[FeatureValues | None] = []
         for key, entity in zip(keys, entities, strict=True):
-            item = found.get(key)
-            if item is None or _expired(item, now):
-                result.append(None)
+            row = found.get(key)
+            expires = None if row is None else expires_at_ms(row.features)
+            if row is None or (expires is not None and expires // 1000 * 1000 < now):
+                result.append(None)  # DynamoDB deletes expired rows lazily: honour TTL here
                 continue
-            state = decode(item).features
+            state = row.features
             result.append({d.name: d.value(state, now) for d in definitions if d.entity == entity})
         return result
 
@@ -111,12 +116,6 @@ class FeatureStore(ABC):
         return row.features if row and isinstance(row.features, Popular) else Popular()
 
 
-def _expired(item: dict[str, Any], now_ms: int) -> bool:
-    """Whether the row's TTL passed (DynamoDB may not have deleted it yet: it does so lazily)."""
-    expires = item.get(EXPIRES_AT)
-    return expires is not None and int(expires["N"]) * 1000 < now_ms
-
-
 class OnlineStore(FeatureStore):
     """Feature rows in one DynamoDB table, through an injected aiobotocore client."""
 
@@ -126,7 +125,7 @@ class OnlineStore(FeatureStore):
 
     async def fetch(
         self, keys: Sequence[str], attributes: Sequence[str] | None, consistent: bool
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, Row]:
         """BatchGetItem in chunks of 100, issued concurrently; unprocessed keys are retried."""
         unique = list(dict.fromkeys(keys))
         chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
@@ -135,23 +134,22 @@ class OnlineStore(FeatureStore):
             names = {f"#a{i}": name for i, name in enumerate(attributes)}
             request["ProjectionExpression"] = ", ".join(names)
             request["ExpressionAttributeNames"] = names
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Row] = {}
         for result in await asyncio.gather(*(self._batch_get(c, request) for c in chunks)):
             found.update(result)
         return found
 
-    async def _batch_get(
-        self, keys: list[str], options: dict[str, Any]
-    ) -> dict[str, dict[str, Any]]:
+    async def _batch_get(self, keys: list[str], options: dict[str, Any]) -> dict[str, Row]:
         request = {self._table: {"Keys": [{"pk": {"S": k}} for k in keys], **options}}
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Row] = {}
         for attempt in range(_MAX_UNPROCESSED_ROUNDS):
             try:
                 response = await self._client.batch_get_item(RequestItems=request)
             except ClientError as exc:
                 raise translate("BatchGetItem", exc) from exc
             for item in response.get("Responses", {}).get(self._table, []):
-                found[item["pk"]["S"]] = item
+                row = decode(item)
+                found[row.key] = row
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return found

@@ -28,10 +28,11 @@ from feature_store.features import (
     UserFeatures,
 )
 from feature_store.positions import BEFORE_ALL, Position
+from infra.resources import FEATURES_TTL_ATTRIBUTE
 
 Features = UserFeatures | ItemFeatures | Popular
 MARK_PREFIX = "hwm:"
-EXPIRES_AT = "expires_at"  # the table's TTL attribute: epoch SECONDS, as DynamoDB TTL wants
+EXPIRES_AT = FEATURES_TTL_ATTRIBUTE  # epoch SECONDS, as DynamoDB TTL wants
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from feature_store import windows
 from feature_store.features import (
@@ -54,7 +55,7 @@ class Sequenced:
     arrival_ms: int = 0  # when Kinesis accepted the record (ApproximateArrivalTimestamp), UTC ms
     sub_sequence: int = 0
 
-    @property
+    @cached_property
     def position(self) -> Position:
         """Where the event is in its shard; positions compare in stream order."""
         return Position(int(self.sequence_number), self.sub_sequence)
@@ -76,7 +77,7 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     for s in events:
         e = s.event
         entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
-        recent = _insert_recent(recent, entry)
+        recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
         last_seen = max(last_seen, e.timestamp)
@@ -145,7 +146,10 @@ def next_session(session: Session | None, event: Event) -> Session | None:
 
 
 def _extend(session: Session, event: Event) -> Session:
-    items = (event.item_id, *(i for i in session.items if i != event.item_id))
+    if session.items and session.items[0] == event.item_id:
+        items = session.items
+    else:
+        items = (event.item_id, *(i for i in session.items if i != event.item_id))
     return replace(
         session,
         start=min(session.start, event.timestamp),
@@ -157,6 +161,8 @@ def _extend(session: Session, event: Event) -> Session:
 
 def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentItem]:
     """Put ``entry`` in event-time order (newest first), replacing the item's older entry."""
+    if not recent or entry.timestamp >= recent[0].timestamp:  # the usual case: the newest
+        return [entry, *(r for r in recent if r.item_id != entry.item_id)]
     others = [r for r in recent if r.item_id != entry.item_id]
     older = next((r for r in recent if r.item_id == entry.item_id), None)
     if older is not None and older.timestamp > entry.timestamp:
@@ -178,7 +184,8 @@ def covisit_pairs(
     recent = list(history.recent)
     for s in events:
         e = s.event
-        window = [r.item_id for r in recent if r.item_id != e.item_id][:COVIS_WINDOW]
+        head = recent[: COVIS_WINDOW + 1]  # the window, and the item itself if among them
+        window = [r.item_id for r in head if r.item_id != e.item_id][:COVIS_WINDOW]
         for rank, other in enumerate(window):
             weight = COVIS_WINDOW - rank
             pairs.append((e.item_id, other, weight, s))

@@ -64,7 +64,20 @@ def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Re
         dynamodb.get_waiter("table_exists").wait(
             TableName=table.name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
         )
+        if table.ttl_attribute:
+            _enable_ttl(dynamodb, table.name, table.ttl_attribute, log)
     return res
+
+
+def _enable_ttl(dynamodb: Any, table: str, attribute: str, log: Callable[[str], None]) -> None:
+    """Turn on Time to Live unless it is on already (enabling it twice is an error)."""
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        return
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+    )
+    log(f"enabled TTL on {table}.{attribute}")
 
 
 def _create(

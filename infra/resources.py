@@ -12,6 +12,7 @@ from infra.settings import Settings
 from producers.schema import event_columns
 
 PARTITION_KEYS: tuple[tuple[str, str], ...] = (("dt", "string"), ("hour", "string"))
+FEATURES_TTL_ATTRIBUTE = "expires_at"  # epoch seconds; DynamoDB deletes the row some time after
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Table:
 
     name: str
     hash_key: str
+    ttl_attribute: str | None = None  # DynamoDB Time to Live, enabled on this attribute
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ def resources(settings: Settings) -> Resources:
     """The resources the settings name."""
     return Resources(
         stream=Stream(settings.stream_name, settings.stream_shards),
-        features=Table(settings.features_table, hash_key="pk"),
+        features=Table(
+            settings.features_table, hash_key="pk", ttl_attribute=FEATURES_TTL_ATTRIBUTE
+        ),
         checkpoints=Table(settings.checkpoints_table, hash_key="pk"),
         bucket=Bucket(settings.bucket),
         events_table=GlueTable(

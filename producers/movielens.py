@@ -36,7 +36,7 @@ def _frame() -> Any:
 @cache
 def _events() -> tuple[Event, ...]:
     frame = _frame().sort_values("timestamp", kind="stable")  # equal times keep row order
-    columns = ("rownames", "userId", "movieId", "rating", "timestamp")
+    columns = ("rownames", "userId", "movieId", "rating", "timestamp", "genres")
     rows = zip(*(frame[c].tolist() for c in columns), strict=True)
     return tuple(
         Event(
@@ -46,13 +46,17 @@ def _events() -> tuple[Event, ...]:
             event_type=EventType.RATING,
             timestamp=int(seconds) * 1000,
             value=float(rating),
+            # the item's genres travel with the event, as a shop's client sends the category:
+            # the genre-affinity feature is computed from events alone (and so replays alike)
+            context=None if _missing(genres) or genres == NO_GENRES else {"genres": genres},
         )
-        for row, user, movie, rating, seconds in rows
+        for row, user, movie, rating, seconds, genres in rows
     )
 
 
 def load_movielens(limit: int | None = None) -> list[Event]:
-    """The ratings as ``rating`` events in time order (ties in file order), the first ``limit``.
+    """The ratings as ``rating`` events in time order (ties in file order), the first ``limit``;
+    each carries its movie's genres in ``context["genres"]`` (``|``-separated).
 
     ``event_id`` is ``ml-<row number>``, so loading twice gives the same events.
     """
