@@ -20,6 +20,7 @@ class ParquetLander:
         self._store = store
         self.rows_written = 0
         self.objects_written = 0
+        self.rows_failed = 0  # failed conversion to the Glue table's schema: in the error prefix
 
     async def initialize(self, shard_id: str) -> None:
         """Nothing to prepare: the lander keeps no per-shard state."""
@@ -32,9 +33,10 @@ class ParquetLander:
         """
         if not batch.events:
             return
-        written = await self._store.write_events(batch.events)
-        self.rows_written += sum(obj.rows for obj in written)
-        self.objects_written += len(written)
+        landed = await self._store.write_events(batch.events)
+        self.rows_written += landed.rows
+        self.objects_written += len(landed.objects)
+        self.rows_failed += landed.failed
 
     async def shard_ended(self, shard_id: str) -> None:
         """Nothing to flush: every batch was written when it was processed."""

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     bucket: str = Field("streamrec-lake", description="S3 bucket of the offline lake.")
     events_prefix: str = Field("events/", description="S3 prefix of the event Parquet files.")
+    lake_errors_prefix: str = Field(
+        "lake-errors/",
+        description="S3 prefix (Firehose's ErrorOutputPrefix) of events that failed conversion "
+        "to the Glue table's schema: <prefix>format-conversion-failed/YYYY/MM/DD/HH/.",
+    )
     dead_letter_prefix: str = Field(
         "dead-letter/", description="S3 prefix for records that cannot be decoded or validated."
     )

@@ -23,6 +23,7 @@ def offline_store_of(settings: Settings, s3: Any, glue: Any) -> OfflineStore:
         database=settings.glue_database,
         table=settings.glue_events_table,
         stream_name=settings.stream_name,
+        errors_prefix=settings.lake_errors_prefix,
     )
 
 
