@@ -45,10 +45,16 @@ def test_the_checkpoint_stays_before_the_oldest_held_batch_then_follows_the_flus
 
 def test_with_two_buffering_processors_the_older_hold_wins() -> None:
     a, b, holdback = Holding(), Holding(), Holdback()
-    for end in (2, 4, 6):
-        holdback.processed(Position(end), 2, [a, b], SHARD)
-    a.oldest, b.oldest = 6, 4
-    assert holdback.processed(None, 0, [a, b], SHARD) == Position(2)
+    assert holdback.processed(Position(2), 2, [a, b], SHARD) == Position(2)
+    b.oldest = 4
+    assert holdback.processed(Position(4), 2, [a, b], SHARD) is None
+    a.oldest = 6
+    assert holdback.processed(Position(6), 2, [a, b], SHARD) is None
+    a.oldest = None  # a flushed; b still holds from 4
+    assert holdback.processed(None, 0, [a, b], SHARD) is None
+    a.oldest, b.oldest = 6, None  # b flushed, a holds again from 6
+    assert holdback.processed(None, 0, [a, b], SHARD) == Position(4)
+    assert holdback.records == 2
 
 
 def test_ends_must_grow() -> None:
