@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from consumers.checkpoints import DynamoCheckpointer
 from consumers.lander import ParquetLander
 from consumers.processor import Batch
+from consumers.runner import decode
+from feature_store.positions import Position
 from feature_store.sql import connect, lake_dataset, run_query
 from infra.clients import client, s3_filesystem
 from infra.settings import Settings
@@ -14,6 +19,7 @@ from producers.producer import EventProducer
 from producers.synthetic import synthetic_events
 from streamrec.wiring import build_runner, pipeline
 from tests.polling import eventually
+from tests.streams import read_records
 
 EVENTS = 400
 BATCH = 40  # records per GetRecords call: the crash comes after some batches were checkpointed
@@ -68,7 +74,11 @@ async def crash_then_restart(settings: Settings) -> tuple[int, int]:
         await eventually(crash.crashed.is_set, 60, "the crash after a landed batch")
         task.cancel()  # a crash: no checkpoint, no release; the same worker id resumes its leases
         await asyncio.gather(task, return_exceptions=True)
-        checkpointed = sum(progress.events for progress in runner.stats.shards.values())
+        checkpointer = DynamoCheckpointer(
+            p.clients.dynamodb, settings.checkpoints_table, settings.app_name
+        )
+        checkpoints = {s: await checkpointer.get(s) for s in runner.stats.shards}
+        checkpointed = len(covered(settings, checkpoints))
         landed_before, _ = await asyncio.to_thread(lake_counts, settings)
         # the batch in hand reached S3 but not its checkpoint: the restart redelivers it
         assert landed_before > checkpointed
@@ -79,5 +89,27 @@ async def crash_then_restart(settings: Settings) -> tuple[int, int]:
     return await asyncio.to_thread(lake_counts, settings)
 
 
-async def test_a_crash_before_the_checkpoint_leaves_no_duplicate_rows(applied: Settings) -> None:
-    assert await crash_then_restart(applied) == (EVENTS, EVENTS)
+def covered(settings: Settings, checkpoints: dict[str, str | None]) -> list[object]:
+    """The events of the stream at or before their shard's checkpoint."""
+    by_shard = read_records(client("kinesis", settings), settings.stream_name)
+    return [
+        s
+        for shard, records in by_shard.items()
+        for s in decode(shard, records)[0]
+        if (mark := checkpoints.get(shard)) is not None and s.position <= Position.parse(mark)
+    ]
+
+
+@pytest.mark.parametrize(
+    "buffer_bytes",
+    [0, 15_000],
+    ids=["flush-per-batch", "buffered-across-batches"],
+)
+async def test_a_crash_before_the_checkpoint_leaves_no_duplicate_rows(
+    applied: Settings, buffer_bytes: int
+) -> None:
+    # 15 kB of event JSON: about 100 events, so a buffer fills across three 40-record batches
+    settings = applied.model_copy(
+        update={"lake_buffer_bytes": buffer_bytes, "lake_buffer_seconds": 600.0}
+    )
+    assert await crash_then_restart(settings) == (EVENTS, EVENTS)
