@@ -19,9 +19,7 @@ empty batch, so a buffer's age is checked on an idle shard; stopping calls
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +32,7 @@ from consumers.decoding import decode
 from consumers.holdback import Holdback, record_end
 from consumers.leases import Lease, LeaseLost, LeaseTable
 from consumers.options import ReadOptions
+from consumers.pacing import age_ms, backoff, sleep_until
 from consumers.processor import Batch, RecordProcessor
 from consumers.stats import ShardProgress
 from feature_store.positions import Position
@@ -136,7 +135,7 @@ class ShardReader:
         that took effect, or an iterator at the checkpoint and None after a failed batch."""
         records = response.get("Records", [])
         progress.millis_behind_latest = response.get("MillisBehindLatest")
-        progress.iterator_age_ms = _age_ms(records, progress.millis_behind_latest)
+        progress.iterator_age_ms = age_ms(records, progress.millis_behind_latest)
         if records or holdback.records:  # empty while something is held: buffers may be due
             try:
                 await self._process(lease, records, progress, holdback)
@@ -255,37 +254,3 @@ class ShardReader:
             raise RuntimeError(f"shard {lease.shard_id}: a processor held events past shard_ended")
         await self._leases.checkpoint(lease, SHARD_END)
         progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
-
-
-async def list_shards(kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
-    """Every shard of the stream, closed ones still in retention included (ListShards pages)."""
-    kwargs: dict[str, Any] = {"StreamName": stream_name}
-    shards: list[dict[str, Any]] = []
-    while True:
-        response = await kinesis.list_shards(**kwargs)
-        shards += response["Shards"]
-        if not response.get("NextToken"):
-            return shards
-        kwargs = {"NextToken": response["NextToken"]}
-
-
-def backoff(base: float, cap: float, attempt: int) -> float:
-    """Full-jitter exponential back-off: uniform in [base/2, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap, base * 2**attempt)
-    return random.uniform(min(base / 2, ceiling), ceiling)
-
-
-def _age_ms(records: list[dict[str, Any]], millis_behind: int | None) -> int | None:
-    """How old the last record read is (Kinesis's IteratorAgeMilliseconds); 0 at the tip."""
-    if records:
-        arrival = records[-1]["ApproximateArrivalTimestamp"].timestamp()
-        return max(0, int((time.time() - arrival) * 1000))
-    return 0 if millis_behind == 0 else millis_behind
-
-
-async def sleep_until(deadline: float, stop: asyncio.Event) -> None:
-    """Wait until ``deadline`` (monotonic) or until ``stop`` is set, whichever comes first."""
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=remaining)

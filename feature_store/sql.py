@@ -3,8 +3,8 @@
 The table is what Athena would query: the Glue table's columns (GetTable, the same schema the
 lander writes with) plus its partition keys, over the files of the partitions registered in Glue
 (GetPartitions). Files are read through pyarrow's S3 filesystem (so any S3 endpoint works, moto
-included, without DuckDB's httpfs), as one Arrow dataset DuckDB scans lazily: a ``where dt = ...``
-reads only that partition's files, and only the columns a query names.
+included, without DuckDB's httpfs), as one Arrow dataset DuckDB scans lazily, pushing the query's
+column selection and filters (``where dt = ...`` included) down to the Arrow scanner.
 
 The view is named like the Glue table, and also ``<database>.<table>``::
 
