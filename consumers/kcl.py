@@ -14,6 +14,11 @@ stale shard map makes: docs/decisions/0008.)
 
 Checkpoints. A batch is checkpointed (``checkpoint()``: its last user record) only after every
 processor returned; a failing batch is retried in place a few times, then the child exits.
+While a processor buffers (the Parquet lander's ``held_from``), the checkpoint stays at the end
+of the last batch before its buffer (``checkpoint(sequence, sub)``, ``consumers.holdback``) and
+follows when the buffer is written; the daemon is told to call ``processRecords`` on empty
+answers too (``callProcessRecordsEvenForEmptyRecordList``), so an idle shard's buffer still
+flushes on time.
 ``amazon_kclpy`` would log a processor's exception and report the action done, letting the next
 batch and its checkpoint move past the failed one; ``SystemExit`` is the one thing it passes on.
 The daemon answers a dead child by exiting (``System.exit(1)``): its leases expire and a worker
@@ -34,7 +39,9 @@ from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import RawRecord, decode_raw
+from consumers.holdback import Holdback
 from consumers.processor import Batch, RecordProcessor
+from feature_store.positions import Position
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,7 @@ class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]
         self._processors = list(processors)
         self._dead_letter = dead_letter
         self._loop = loop
+        self._holdback = Holdback()
         self.shard_id = ""
 
     def initialize(self, initialize_input: Any) -> None:
@@ -84,8 +92,16 @@ class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]
                     self._exit(f"batch of {len(records)} records failed {attempt} times")
                 log.warning("shard %s: batch failed, retrying", self.shard_id, exc_info=True)
                 time.sleep(RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-        if records:
-            self._checkpoint(process_records_input.checkpointer)
+        end = (
+            Position(int(records[-1].sequence_number), records[-1].sub_sequence)
+            if records
+            else None
+        )
+        released = self._holdback.processed(end, len(records), self._processors, self.shard_id)
+        if released is not None:
+            # the whole batch: the KCL's own "last delivered record"; else a held-back position
+            at = None if released == end else released
+            self._checkpoint(process_records_input.checkpointer, at)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard now; no checkpoint is possible. Flush, and log (do not
@@ -109,6 +125,12 @@ class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]
         except Exception:
             log.exception("shard %s: flush on shutdown failed; not checkpointed", self.shard_id)
             return
+        self._holdback.processed(None, 0, self._processors, self.shard_id)
+        if self._holdback.records:
+            log.error(
+                "shard %s: events still held after the flush; not checkpointed", self.shard_id
+            )
+            return
         self._checkpoint(shutdown_requested_input.checkpointer)
 
     async def _apply(self, batch: Batch, poison: list[Any]) -> None:
@@ -123,11 +145,12 @@ class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]
             call = getattr(processor, method, None) or getattr(processor, fallback or method)
             await call(self.shard_id)
 
-    def _checkpoint(self, checkpointer: Any) -> None:
-        """Checkpoint at the last record delivered; retried when throttled."""
+    def _checkpoint(self, checkpointer: Any, at: Position | None = None) -> None:
+        """Checkpoint at ``at`` (None: the last record delivered); retried when throttled."""
+        args = () if at is None else (str(at.sequence), at.sub)
         for attempt in range(1, CHECKPOINT_ATTEMPTS + 1):
             try:
-                checkpointer.checkpoint()
+                checkpointer.checkpoint(*args)
                 return
             except CheckpointError as exc:
                 if exc.value in LEASE_GONE:

@@ -23,6 +23,11 @@ the retry window so the records can be re-read. ``ParallelizationFactor`` above 
 it splits a shard by partition key, so the high-water marks (one per shard) would move past
 records of other keys still in flight.
 
+Lambda keeps no state between invocations that a checkpoint could wait for, so a processor
+that buffers (the Parquet lander) is flushed (``shutdown_requested``) before the shard's batch
+counts as done; Lambda's own ``MaximumBatchingWindowInSeconds`` and ``BatchSize`` are the
+buffer there (Firehose-like files need a large window).
+
 Processors are async and their aiobotocore clients are bound to one event loop, so
 ``make_handler`` keeps a loop for the life of the execution environment and builds the
 processors on the first (cold) invocation.
@@ -39,6 +44,7 @@ from typing import Any
 
 from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import RawRecord, decode_raw
+from consumers.holdback import Holding, oldest_hold
 from consumers.processor import Batch, RecordProcessor
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,12 @@ class KinesisBatchHandler:
         batch = Batch(shard_id, events)
         for processor in self._processors:
             await processor.process_records(batch)
+        if oldest_hold(self._processors, shard_id) is not None:  # durable before returning
+            for processor in self._processors:
+                if isinstance(processor, Holding):
+                    await processor.shutdown_requested(shard_id)
+            if oldest_hold(self._processors, shard_id) is not None:
+                raise RuntimeError(f"shard {shard_id}: events still held after the flush")
 
 
 def shard_records(event: LambdaEvent) -> dict[str, list[RawRecord]]:

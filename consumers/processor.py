@@ -3,7 +3,11 @@
 A runtime (the embedded runner; later the KCL adapter and Lambda) decodes each record once,
 sends poison records to the dead-letter prefix, and hands the valid events of a shard to every
 processor in stream order. It checkpoints only after ``process_records`` returned for all of
-them, so a processor must have made its writes durable before it returns.
+them, so a processor must have made its writes durable before it returns, unless it says what
+it still holds: a processor may also define ``held_from(shard_id) -> Position | None`` (the
+oldest event of the shard it buffers, unwritten), and the runtime then checkpoints no further
+than the batch before it (``consumers.holdback``). While something is held, ``process_records``
+is also called with an empty batch when the shard has nothing new, so buffers can age out.
 """
 
 from __future__ import annotations

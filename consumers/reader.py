@@ -8,14 +8,18 @@ A batch that fails (a processor error, the dead-letter sink failing) is read aga
 checkpoint after a back-off, never skipped; after ``max_failures`` failures in a row its error
 surfaces. Checkpoints are conditional on the lease: once it is lost, the loop stops with
 ``LeaseLost`` and the processors hear ``lease_lost``.
+
+A processor that buffers (the Parquet lander) holds events past ``process_records``; the
+checkpoint then stays before the oldest held event (``consumers.holdback``) and follows once it
+is written. While something is held, an empty answer still calls ``process_records`` with an
+empty batch, so a buffer's age is checked on an idle shard; stopping calls
+``shutdown_requested`` (the flush) and then checkpoints what it made durable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,10 +29,13 @@ from botocore.exceptions import ClientError
 from consumers.checkpoints import SHARD_END
 from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import decode
+from consumers.holdback import Holdback, record_end
 from consumers.leases import Lease, LeaseLost, LeaseTable
 from consumers.options import ReadOptions
+from consumers.pacing import age_ms, backoff, sleep_until
 from consumers.processor import Batch, RecordProcessor
 from consumers.stats import ShardProgress
+from feature_store.positions import Position
 from infra.errors import THROTTLING_CODES, error_code, translate
 
 log = logging.getLogger(__name__)
@@ -63,8 +70,14 @@ class ShardReader:
         progress.checkpoint, progress.last_progress = lease.checkpoint, time.monotonic()
         for processor in self._processors:
             await processor.initialize(shard_id)
+        holdback = Holdback()
         try:
-            await self._loop(lease, progress, stop, until_caught_up)
+            await self._loop(lease, progress, stop, until_caught_up, holdback)
+            if not progress.ended and not lease.lost:
+                for processor in self._processors:
+                    await processor.shutdown_requested(shard_id)
+                released = holdback.processed(None, 0, self._processors, shard_id)
+                await self._advance(lease, progress, released, holdback)
         except LeaseLost:
             lease.lost = True
         if lease.lost:
@@ -72,12 +85,14 @@ class ShardReader:
             for processor in self._processors:
                 await processor.lease_lost(shard_id)
             raise LeaseLost(f"lease of {shard_id} lost")
-        if not progress.ended:
-            for processor in self._processors:
-                await processor.shutdown_requested(shard_id)
 
     async def _loop(
-        self, lease: Lease, progress: ShardProgress, stop: asyncio.Event, until_caught_up: bool
+        self,
+        lease: Lease,
+        progress: ShardProgress,
+        stop: asyncio.Event,
+        until_caught_up: bool,
+        holdback: Holdback,
     ) -> None:
         iterator: str | None = await self._iterator(lease.shard_id, progress.checkpoint)
         throttled = 0
@@ -94,13 +109,13 @@ class ShardReader:
                 await sleep_until(started + MIN_POLL_INTERVAL, stop)  # refused calls count too
                 continue
             throttled = 0
-            iterator, records = await self._take(lease, progress, response, stop)
+            iterator, records = await self._take(lease, progress, response, stop, holdback)
             progress.last_progress = time.monotonic()
             if records is None:  # the batch failed: read again from the checkpoint
                 await sleep_until(started + MIN_POLL_INTERVAL, stop)
                 continue
             if iterator is None:
-                await self._end(lease, progress)
+                await self._end(lease, progress, holdback)
                 return
             progress.caught_up = not records and progress.millis_behind_latest == 0
             if until_caught_up and progress.caught_up:
@@ -114,23 +129,26 @@ class ShardReader:
         progress: ShardProgress,
         response: dict[str, Any],
         stop: asyncio.Event,
+        holdback: Holdback,
     ) -> tuple[str | None, list[dict[str, Any]] | None]:
         """Process one answer; the next iterator (None at the end of the shard) and the records
         that took effect, or an iterator at the checkpoint and None after a failed batch."""
         records = response.get("Records", [])
         progress.millis_behind_latest = response.get("MillisBehindLatest")
-        progress.iterator_age_ms = _age_ms(records, progress.millis_behind_latest)
-        if records:
+        progress.iterator_age_ms = age_ms(records, progress.millis_behind_latest)
+        if records or holdback.records:  # empty while something is held: buffers may be due
             try:
-                await self._process(lease, records, progress)
+                await self._process(lease, records, progress, holdback)
             except LeaseLost:
                 raise
             except Exception as exc:
-                # back to the last checkpoint: the batch is read again, never skipped
+                # back to the last checkpoint: the batches after it are read again, never skipped
                 progress.pending = 0
+                holdback.reset()
                 await self._back_off(lease.shard_id, progress, exc, stop)
                 return await self._iterator(lease.shard_id, progress.checkpoint), None
-            progress.failures = progress.stuck_in_a_row = 0
+            if records:
+                progress.failures = progress.stuck_in_a_row = 0
         return response.get("NextShardIterator"), records
 
     async def _on_read_error(
@@ -194,8 +212,14 @@ class ShardReader:
         return str(response["ShardIterator"])
 
     async def _process(
-        self, lease: Lease, records: list[dict[str, Any]], progress: ShardProgress
+        self,
+        lease: Lease,
+        records: list[dict[str, Any]],
+        progress: ShardProgress,
+        holdback: Holdback,
     ) -> None:
+        """Every processor applies the batch (empty: no records, only a check of the buffers);
+        then the checkpoint moves as far as nothing held stands before it."""
         progress.pending = len(records)
         events, poison = decode(lease.shard_id, records)
         if poison:
@@ -203,49 +227,30 @@ class ShardReader:
         batch = Batch(lease.shard_id, events, progress.millis_behind_latest or 0)
         for processor in self._processors:
             await processor.process_records(batch)
-        last = records[-1]["SequenceNumber"]
-        await self._leases.checkpoint(lease, last)
-        progress.checkpoint, progress.pending = last, 0
+        end = record_end(records[-1]["SequenceNumber"]) if records else None
+        released = holdback.processed(end, len(records), self._processors, lease.shard_id)
+        await self._advance(lease, progress, released, holdback)
+        progress.pending = 0
         progress.records += len(records)
         progress.events += len(events)
         progress.poison += len(poison)
 
-    async def _end(self, lease: Lease, progress: ShardProgress) -> None:
+    async def _advance(
+        self, lease: Lease, progress: ShardProgress, to: Position | None, holdback: Holdback
+    ) -> None:
+        """Checkpoint at the end of the record ``to`` (None: the checkpoint has not moved)."""
+        progress.buffered = holdback.records
+        if to is None:
+            return
+        sequence_number = str(to.sequence)  # Kinesis sequence numbers have no leading zeros
+        await self._leases.checkpoint(lease, sequence_number)
+        progress.checkpoint = sequence_number
+
+    async def _end(self, lease: Lease, progress: ShardProgress, holdback: Holdback) -> None:
         for processor in self._processors:
             await processor.shard_ended(lease.shard_id)
+        holdback.processed(None, 0, self._processors, lease.shard_id)
+        if holdback.records:  # SHARD_END would pass them: they would never be read again
+            raise RuntimeError(f"shard {lease.shard_id}: a processor held events past shard_ended")
         await self._leases.checkpoint(lease, SHARD_END)
         progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
-
-
-async def list_shards(kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
-    """Every shard of the stream, closed ones still in retention included (ListShards pages)."""
-    kwargs: dict[str, Any] = {"StreamName": stream_name}
-    shards: list[dict[str, Any]] = []
-    while True:
-        response = await kinesis.list_shards(**kwargs)
-        shards += response["Shards"]
-        if not response.get("NextToken"):
-            return shards
-        kwargs = {"NextToken": response["NextToken"]}
-
-
-def backoff(base: float, cap: float, attempt: int) -> float:
-    """Full-jitter exponential back-off: uniform in [base/2, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap, base * 2**attempt)
-    return random.uniform(min(base / 2, ceiling), ceiling)
-
-
-def _age_ms(records: list[dict[str, Any]], millis_behind: int | None) -> int | None:
-    """How old the last record read is (Kinesis's IteratorAgeMilliseconds); 0 at the tip."""
-    if records:
-        arrival = records[-1]["ApproximateArrivalTimestamp"].timestamp()
-        return max(0, int((time.time() - arrival) * 1000))
-    return 0 if millis_behind == 0 else millis_behind
-
-
-async def sleep_until(deadline: float, stop: asyncio.Event) -> None:
-    """Wait until ``deadline`` (monotonic) or until ``stop`` is set, whichever comes first."""
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=remaining)

@@ -29,8 +29,9 @@ from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import decode
 from consumers.leases import Lease, LeaseLost, LeaseTable
 from consumers.options import LeaseOptions, ReadOptions
+from consumers.pacing import list_shards
 from consumers.processor import RecordProcessor
-from consumers.reader import ShardReader, list_shards
+from consumers.reader import ShardReader
 from consumers.stats import RunnerStats, ShardProgress
 from consumers.tasks import cancel_and_wait, gather_or_cancel, wait_any
 from infra.errors import ServiceError

@@ -19,6 +19,7 @@ class ShardProgress:
     caught_up: bool = False
     ended: bool = False
     pending: int = 0  # records read but not yet checkpointed: the batch in hand
+    buffered: int = 0  # records processed, checkpoint held back: a processor buffers them
     last_progress: float = 0.0  # monotonic time of the last answered GetRecords call
     failures: int = 0  # batches that failed in a row (reset by a success)
     errors: int = 0  # batches that failed in all

@@ -25,6 +25,7 @@ from producers.events import MAX_CLOCK_SKEW_MS, Event
 from producers.schema import event_columns, from_row, to_row
 
 FIREHOSE_VERSION = 1  # the "<n>" in Firehose object names: the delivery stream's version
+CONVERSION_FAILED = "format-conversion-failed"  # Firehose's error-output-type for these records
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "bigint": pa.int64(),
@@ -78,9 +79,21 @@ def object_key(prefix: str, stream_name: str, arrival_ms: int, uuid: str) -> str
     return partition_prefix(prefix, partition_of(arrival_ms)) + name
 
 
+def error_key(errors_prefix: str, stream_name: str, arrival_ms: int, uuid: str) -> str:
+    """Where records that failed conversion go, in Firehose's error layout:
+    ``<errors_prefix>format-conversion-failed/YYYY/MM/DD/HH/<stream>-1-<stamp>-<uuid>``."""
+    when = _utc(arrival_ms)
+    folder = when.strftime(f"{errors_prefix}{CONVERSION_FAILED}/%Y/%m/%d/%H/")
+    return f"{folder}{stream_name}-{FIREHOSE_VERSION}-{when.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid}"
+
+
 def encode_parquet(events: Sequence[Event]) -> bytes:
-    """One Snappy Parquet file holding ``events`` as lake rows, in order."""
-    table = pa.Table.from_pylist([to_row(e) for e in events], schema=EVENT_SCHEMA)
+    """One Snappy Parquet file holding ``events`` as lake rows (the event model's schema)."""
+    return encode_table(pa.Table.from_pylist([to_row(e) for e in events], schema=EVENT_SCHEMA))
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """One Snappy Parquet file holding ``table``."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()

@@ -4,10 +4,16 @@ The layout and the file format are in ``feature_store.lake``: ``dt``/``hour`` pa
 ARRIVAL time, the event time a column. Readers of an event-time range therefore prune partitions
 with a lateness bound (``read_range``).
 
-Each object is written whole in one PutObject (it appears entirely or not at all), then its
-partition is registered in Glue. The object's uuid is derived from the stream, shard and sequence
-number of its first record, so a batch redelivered after a crash (same first record) overwrites
-the object it wrote before instead of duplicating it.
+Rows take the Glue table's schema (read once with GetTable), as Firehose's record format
+conversion does (``feature_store.conversion``): an event whose values do not fit the table's
+columns does not land; it goes, with the reason, to Firehose's error layout
+``<errors_prefix>format-conversion-failed/YYYY/MM/DD/HH/`` (arrival hour, UTC) as one JSON line
+per record, and the other events land.
+
+Each object is written whole in one PutObject (it appears entirely or not at all: no partial
+object survives a crash), then its partition is registered in Glue. The object's uuid is
+derived from the stream, shard and sequence number of its first record, so a batch redelivered
+after a crash (same first record) overwrites the object it wrote before instead of duplicating it.
 
 Errors: a failed AWS call raises ``infra.errors.ServiceError`` (or ``ThrottledError``).
 """
@@ -15,19 +21,24 @@ Errors: a failed AWS call raises ``infra.errors.ServiceError`` (or ``ThrottledEr
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from botocore.exceptions import ClientError
 
+from feature_store.conversion import ConversionError, TableSchema, convert
 from feature_store.lake import (
     EVENT_SCHEMA,
     Partition,
     arrival_window,
     decode_parquet,
-    encode_parquet,
+    encode_table,
+    error_key,
     object_key,
     partition_of,
     partition_of_key,
@@ -37,11 +48,11 @@ from feature_store.transforms import Sequenced
 from infra.apply import storage_descriptor
 from infra.errors import ServiceError, translate
 from producers.events import MAX_CLOCK_SKEW_MS, Event
-from producers.schema import event_columns
 
 __all__ = [
     "EVENT_SCHEMA",
     "LakeObject",
+    "Landed",
     "OfflineStore",
     "Partition",
     "RangeRead",
@@ -62,6 +73,24 @@ class LakeObject:
     key: str
     partition: Partition
     rows: int
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What one ``write_events`` wrote: Parquet objects, and error objects of failed records."""
+
+    objects: list[LakeObject]
+    errors: list[LakeObject]  # JSON lines under the error prefix; ``rows`` = failed records
+
+    @property
+    def rows(self) -> int:
+        """Rows that landed in Parquet."""
+        return sum(o.rows for o in self.objects)
+
+    @property
+    def failed(self) -> int:
+        """Records that failed conversion (in the error objects)."""
+        return sum(o.rows for o in self.errors)
 
 
 @dataclass(frozen=True)
@@ -91,50 +120,112 @@ class OfflineStore:
         database: str,
         table: str,
         stream_name: str,
+        errors_prefix: str = "lake-errors/",
     ) -> None:
         self._s3 = s3
         self._glue = glue
         self._bucket = bucket
-        self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self._prefix = _folder(prefix)
+        self._errors_prefix = _folder(errors_prefix)
         self._database = database
         self._table = table
         self._stream = stream_name
         self._registered: set[Partition] = set()
+        self._schema: TableSchema | None = None
 
-    async def write_events(self, events: Sequence[Sequenced]) -> list[LakeObject]:
+    async def table_schema(self) -> TableSchema:
+        """The Glue table's columns (GetTable), read once per instance: a column added to the
+        table is written by the processes started after the change, as with Firehose's cached
+        schema. Raises ``ServiceError`` (``EntityNotFoundException``: no table) or
+        ``conversion.UnsupportedColumn``."""
+        if self._schema is None:
+            try:
+                response = await self._glue.get_table(DatabaseName=self._database, Name=self._table)
+            except ClientError as exc:
+                raise translate("GetTable", exc) from exc
+            self._schema = TableSchema.from_glue(response["Table"])
+        return self._schema
+
+    async def write_events(self, events: Sequence[Sequenced]) -> Landed:
         """Write ``events`` as one object per arrival ``(dt, hour)``, then register partitions.
 
-        Returns the objects written (none for no events). When this returns, every event is in
-        S3 and every partition it touched is in Glue; on error, retrying the same events
-        overwrites the same objects.
+        Events that fail conversion to the table's schema go to error objects instead. When
+        this returns, every event is in S3 (as a row or as an error line) and every partition it
+        touched is in Glue; on error, retrying the same events overwrites the same objects.
         """
+        schema = await self.table_schema()
         groups: dict[Partition, list[Sequenced]] = {}
         for s in events:
             groups.setdefault(partition_of(s.arrival_ms), []).append(s)
-        written = await asyncio.gather(*(self._put(group) for group in groups.values()))
-        await self._register([p for p in groups if p not in self._registered])
-        return list(written)
+        converted = [convert(schema, group) for group in groups.values()]
+        puts = [
+            self._put(group[0], c.table)
+            for group, c in zip(groups.values(), converted, strict=True)
+            if c.kept
+        ]
+        failed = [pair for c in converted for pair in c.failed]
+        written, errors = await asyncio.gather(asyncio.gather(*puts), self._put_errors(failed))
+        landed = {o.partition for o in written}
+        await self._register(schema, [p for p in groups if p in landed - self._registered])
+        return Landed(list(written), errors)
 
-    async def _put(self, group: list[Sequenced]) -> LakeObject:
-        first = group[0]
-        name = f"{self._stream}/{first.shard_id}/{first.sequence_number}"
-        key = object_key(
-            self._prefix, self._stream, first.arrival_ms, str(uuid.uuid5(_KEY_NAMESPACE, name))
+    async def _put(self, first: Sequenced, table: pa.Table) -> LakeObject:
+        key = object_key(self._prefix, self._stream, first.arrival_ms, self._uuid(first))
+        await self._put_object(
+            "PutObject", key, encode_table(table), "application/vnd.apache.parquet"
         )
-        body = encode_parquet([s.event for s in group])
+        return LakeObject(key, partition_of(first.arrival_ms), table.num_rows)
+
+    async def _put_errors(
+        self, failed: list[tuple[Sequenced, ConversionError]]
+    ) -> list[LakeObject]:
+        """One JSON-lines object per arrival hour of the failed records (Firehose's layout)."""
+        groups: dict[Partition, list[tuple[Sequenced, ConversionError]]] = {}
+        for pair in failed:
+            groups.setdefault(partition_of(pair[0].arrival_ms), []).append(pair)
+        written = []
+        for partition, group in groups.items():
+            first = group[0][0]
+            key = error_key(self._errors_prefix, self._stream, first.arrival_ms, self._uuid(first))
+            body = b"".join(self._error_line(s, error) for s, error in group)
+            await self._put_object("PutObject", key, body, "application/x-ndjson")
+            written.append(LakeObject(key, partition, len(group)))
+        return written
+
+    def _error_line(self, record: Sequenced, error: ConversionError) -> bytes:
+        """A record that failed conversion, in the fields of Firehose's error records (plus
+        ``shardId``); ``rawData`` is the event's wire JSON, base64-encoded."""
+        document = {
+            "attemptsMade": 1,
+            "arrivalTimestamp": record.arrival_ms,
+            "lastErrorCode": error.code,
+            "lastErrorMessage": str(error),
+            "rawData": base64.b64encode(record.event.to_json()).decode("ascii"),
+            "shardId": record.shard_id,
+            "sequenceNumber": record.sequence_number,
+            "subSequenceNumber": record.sub_sequence,
+            "dataCatalogTable": {"databaseName": self._database, "tableName": self._table},
+        }
+        return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+
+    def _uuid(self, first: Sequenced) -> str:
+        """The object's uuid: from its first record's place in the stream, so a redelivery
+        overwrites it."""
+        name = f"{self._stream}/{first.shard_id}/{first.sequence_number}"
+        if first.sub_sequence:
+            name += f":{first.sub_sequence}"
+        return str(uuid.uuid5(_KEY_NAMESPACE, name))
+
+    async def _put_object(self, operation: str, key: str, body: bytes, content_type: str) -> None:
         try:
             await self._s3.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/vnd.apache.parquet",
+                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type
             )
         except ClientError as exc:
-            raise translate("PutObject", exc) from exc
-        return LakeObject(key, partition_of(first.arrival_ms), len(group))
+            raise translate(operation, exc) from exc
 
-    async def _register(self, partitions: list[Partition]) -> None:
-        columns = tuple(event_columns())
+    async def _register(self, schema: TableSchema, partitions: list[Partition]) -> None:
+        columns = schema.glue_columns
         for i in range(0, len(partitions), GLUE_PARTITION_BATCH):
             chunk = partitions[i : i + GLUE_PARTITION_BATCH]
             inputs = [
@@ -163,6 +254,11 @@ class OfflineStore:
                     f"{failed[0].get('PartitionValues')}: {detail.get('ErrorMessage', '')}",
                 )
             self._registered.update(chunk)
+
+    @property
+    def errors_prefix(self) -> str:
+        """The S3 prefix of records that failed conversion (Firehose's ErrorOutputPrefix)."""
+        return self._errors_prefix
 
     def partition_location(self, partition: Partition) -> str:
         """The S3 folder of a partition as registered in Glue: ``s3://<bucket>/<prefix>dt=../hour=../``."""
@@ -253,3 +349,7 @@ class OfflineStore:
         except ClientError as exc:
             raise translate("GetPartitions", exc) from exc
         return sorted(found)
+
+
+def _folder(prefix: str) -> str:
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"

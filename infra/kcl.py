@@ -78,6 +78,8 @@ def properties(settings: Settings, *, executable: str, worker_id: str) -> dict[s
         # reports: at the default 30 s a dead worker is handed leases for a minute
         "workerMetricsReporterFreqInMillis": str(settings.kcl_failover_time_ms),
         "idleTimeBetweenReadsInMillis": str(settings.kcl_idle_time_between_reads_ms),
+        # empty answers reach the processors too: a buffering lander flushes an idle shard on time
+        "callProcessRecordsEvenForEmptyRecordList": "true",
         "shardSyncIntervalMillis": str(settings.kcl_shard_sync_interval_ms),
         "parentShardPollIntervalMillis": str(settings.kcl_parent_shard_poll_interval_ms),
         "shutdownGraceMillis": str(settings.kcl_shutdown_grace_ms),

@@ -58,6 +58,24 @@ class Settings(BaseSettings):
     )
     bucket: str = Field("streamrec-lake", description="S3 bucket of the offline lake.")
     events_prefix: str = Field("events/", description="S3 prefix of the event Parquet files.")
+    # Firehose buffers 1-128 MiB (64 MiB at least when it converts to Parquet) and 0-900 s
+    # (default 300 s); locally a flush every few seconds keeps the lake fresh to look at.
+    lake_buffer_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="The lander writes a shard's buffer once its events' JSON reaches this "
+        "size (0: every batch is written before it is checkpointed).",
+    )
+    lake_buffer_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="... or once its oldest event was held this long (0: every batch).",
+    )
+    lake_errors_prefix: str = Field(
+        "lake-errors/",
+        description="S3 prefix (Firehose's ErrorOutputPrefix) of events that failed conversion "
+        "to the Glue table's schema: <prefix>format-conversion-failed/YYYY/MM/DD/HH/.",
+    )
     dead_letter_prefix: str = Field(
         "dead-letter/", description="S3 prefix for records that cannot be decoded or validated."
     )

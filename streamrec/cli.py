@@ -85,7 +85,26 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
     _replay_parser(sub)
+    _sql_parser(sub)
     return parser
+
+
+def _sql_parser(sub: Any) -> None:
+    sql = sub.add_parser(
+        "sql",
+        help="query the lake's Glue table with DuckDB (the view is named like the table)",
+        description="Run a DuckDB query over the Glue table's Parquet in S3, e.g. "
+        'streamrec sql "select event_type, count(*) from events group by 1"',
+    )
+    sql.add_argument("query", help="the SQL; the Glue table is a view of the same name")
+    output = sql.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", dest="output", action="store_const", const="json", help="one JSON object a row"
+    )
+    output.add_argument(
+        "--csv", dest="output", action="store_const", const="csv", help="CSV with a header"
+    )
+    sql.set_defaults(func=_sql, output="table")
 
 
 def _replay_parser(sub: Any) -> None:
@@ -213,6 +232,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.lake_sql import run_sql
+
+    return run_sql(settings, args.query, args.output)
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,12 +24,11 @@ from amazon_kclpy.kcl import KCLProcess
 from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.kcl import KclShardProcessor
-from consumers.lander import ParquetLander
 from consumers.processor import RecordProcessor
 from feature_store.online import OnlineStore
 from infra.clients import async_client
 from infra.settings import Settings
-from streamrec.parts import dead_letter_of, offline_store_of
+from streamrec.parts import dead_letter_of, lander_of, offline_store_of
 
 
 @asynccontextmanager
@@ -46,7 +45,7 @@ async def shard_processors(
         offline = offline_store_of(settings, s3, glue)
         features = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
         dead_letter = dead_letter_of(settings, s3)
-        yield [features, ParquetLander(offline)], dead_letter
+        yield [features, lander_of(settings, offline)], dead_letter
 
 
 def main() -> None:

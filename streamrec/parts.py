@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.dead_letter import DeadLetterSink
+from consumers.lander import ParquetLander
 from feature_store.offline import OfflineStore
 from infra.settings import Settings
 
@@ -23,6 +24,14 @@ def offline_store_of(settings: Settings, s3: Any, glue: Any) -> OfflineStore:
         database=settings.glue_database,
         table=settings.glue_events_table,
         stream_name=settings.stream_name,
+        errors_prefix=settings.lake_errors_prefix,
+    )
+
+
+def lander_of(settings: Settings, offline: OfflineStore) -> ParquetLander:
+    """The Parquet lander over ``offline``, buffering as the settings say."""
+    return ParquetLander(
+        offline, max_bytes=settings.lake_buffer_bytes, max_seconds=settings.lake_buffer_seconds
     )
 
 

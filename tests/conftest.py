@@ -44,6 +44,13 @@ def applied(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture
+def per_batch(applied: Settings) -> Settings:
+    """``applied`` with the lander writing every batch before its checkpoint (no buffering), for
+    tests of checkpoints that must move with each batch."""
+    return applied.model_copy(update={"lake_buffer_bytes": 0})
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis for this session: the configured or local one, or a throwaway redis-server.

@@ -1,5 +1,6 @@
-"""``streamrec consume`` stopped with SIGTERM: it finishes the batch in hand, checkpoints it and
-releases its leases at once, so another runner resumes right away, before any failover."""
+"""``streamrec consume`` stopped with SIGTERM: it finishes the batch in hand, flushes the lander's
+buffer, checkpoints them and releases its leases at once, so another runner resumes right away,
+before any failover."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def environment(settings: Settings) -> dict[str, str]:
     ours |= {
         "STREAMREC_WORKER_ID": WORKER,
         "STREAMREC_GET_RECORDS_LIMIT": "10",  # many small batches: SIGTERM lands mid-work
+        # the lander buffers about two batches (20 events of ~150 B): checkpoints are held back
+        # between its flushes, and SIGTERM must flush the buffer before the last checkpoint
+        "STREAMREC_LAKE_BUFFER_BYTES": "3000",
+        "STREAMREC_LAKE_BUFFER_SECONDS": "600",
         "STREAMREC_IDLE_INTERVAL": "0.1",
         "STREAMREC_FAILOVER_TIME": str(FAILOVER),
         "STREAMREC_LEASE_RENEWAL_INTERVAL": "0.2",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -86,7 +88,7 @@ async def test_events_spanning_two_hours_land_in_two_partitions(
 ) -> None:
     s3, _ = clients
     sequenced = _two_hours()
-    written = await store.write_events(sequenced)
+    written = (await store.write_events(sequenced)).objects
 
     assert sorted((o.partition, o.rows) for o in written) == [
         (("2024-05-01", "10"), 2),
@@ -177,3 +179,67 @@ async def test_lander_counts_rows_and_objects(store: OfflineStore) -> None:
 
     assert (lander.rows_written, lander.objects_written) == (3, 2)
     assert len(await store.read_events()) == 3
+
+
+async def _retype_value_column(applied: Settings, glue: object, glue_type: str) -> None:
+    """Change the Glue table's ``value`` column type, as an analyst editing the table would."""
+    table = (
+        await glue.get_table(DatabaseName=applied.glue_database, Name=applied.glue_events_table)  # type: ignore[attr-defined]
+    )["Table"]
+    descriptor = table["StorageDescriptor"]
+    for column in descriptor["Columns"]:
+        if column["Name"] == "value":
+            column["Type"] = glue_type
+    await glue.update_table(  # type: ignore[attr-defined]
+        DatabaseName=applied.glue_database,
+        TableInput={
+            "Name": table["Name"],
+            "TableType": table["TableType"],
+            "Parameters": table["Parameters"],
+            "PartitionKeys": table["PartitionKeys"],
+            "StorageDescriptor": descriptor,
+        },
+    )
+
+
+async def test_records_that_do_not_fit_the_glue_schema_go_to_the_error_prefix(
+    store: OfflineStore, applied: Settings, clients: tuple[object, object]
+) -> None:
+    s3, glue = clients
+    await _retype_value_column(applied, glue, "bigint")
+    sequenced = _sequenced(
+        [_event(1, value=3.0), _event(2, value=4.5), _event(3)], [HOUR_10, HOUR_10 + 1, HOUR_11]
+    )
+
+    landed = await store.write_events(sequenced)
+
+    assert (landed.rows, landed.failed) == (2, 1)
+    assert sorted(e.event_id for e in await store.read_events()) == ["e1", "e3"]
+    ((error,),) = [landed.errors]
+    stream = applied.stream_name
+    assert error.key.startswith(
+        f"lake-errors/format-conversion-failed/2024/05/01/10/{stream}-1-2024-05-01-10-59-58-"
+    )
+    body = await (await s3.get_object(Bucket=applied.bucket, Key=error.key))["Body"].read()  # type: ignore[attr-defined]
+    (line,) = body.decode().splitlines()
+    document = json.loads(line)
+    assert document["lastErrorCode"] == "TYPE_MISMATCH"
+    assert "'value' (bigint)" in document["lastErrorMessage"]
+    assert document["sequenceNumber"] == "2"
+    assert Event.from_json(base64.b64decode(document["rawData"])) == sequenced[1].event
+    # the Parquet takes the table's types: value is an integer column now
+    (key10, _) = await store.list_keys()
+    data = await (await s3.get_object(Bucket=applied.bucket, Key=key10))["Body"].read()  # type: ignore[attr-defined]
+    assert str(pq.read_table(io.BytesIO(data)).schema.field("value").type) == "int64"
+
+
+async def test_a_batch_that_fails_whole_writes_no_parquet_and_no_partition(
+    store: OfflineStore, applied: Settings, clients: tuple[object, object]
+) -> None:
+    _, glue = clients
+    await _retype_value_column(applied, glue, "tinyint")
+    landed = await store.write_events(_sequenced([_event(1, value=300.0)], [HOUR_10]))
+
+    assert (landed.rows, landed.failed, landed.objects) == (0, 1, [])
+    assert await store.list_keys() == []
+    assert await store.list_partitions() == []

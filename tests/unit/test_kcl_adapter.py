@@ -23,6 +23,7 @@ from consumers.dead_letter import Poison
 from consumers.kcl import KclShardProcessor
 from consumers.processor import Batch
 from consumers.runner import decode
+from feature_store.positions import Position
 from producers.aggregation import Aggregate, deaggregate
 from producers.synthetic import synthetic_events
 
@@ -233,3 +234,71 @@ def test_a_checkpoint_refused_for_a_lost_lease_is_not_an_error(
     adapter = KclShardProcessor([Recording([], "features")], Sink(), loop)
     written = run(adapter, INITIALIZE, process(user_records(aggregated_record(2))), refused)
     assert [w["action"] for w in written] == ["status", "checkpoint", "status"]
+
+
+class Buffering(Recording):
+    """A lander stand-in: holds every event from the second batch on until a flush."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__(calls, "lander")
+        self.held: Position | None = None
+
+    async def process_records(self, batch: Batch) -> None:
+        await super().process_records(batch)
+        if len(self.batches) >= 2 and batch.events and self.held is None:
+            self.held = batch.events[0].position
+
+    def held_from(self, shard_id: str) -> Position | None:
+        return self.held
+
+    async def shutdown_requested(self, shard_id: str) -> None:
+        await super().shutdown_requested(shard_id)
+        self.held = None
+
+
+def test_a_held_batch_is_checkpointed_only_after_the_flush(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    lander = Buffering([])
+    first = user_records(aggregated_record(2))
+    second = [{**r, "sequenceNumber": str(int(SEQUENCE) + 10)} for r in first]
+    written = run(
+        KclShardProcessor([lander], Sink(), loop),
+        INITIALIZE,
+        process(first),
+        CHECKPOINT_OK,
+        process(second),  # held: no checkpoint
+        process([]),  # an empty answer: still held
+        {"action": "shutdownRequested"},
+        {**CHECKPOINT_OK, "sequenceNumber": second[-1]["sequenceNumber"]},
+    )
+    actions = [w["action"] for w in written]
+    assert actions == ["status", "checkpoint", "status", "status", "status", "checkpoint", "status"]
+    assert written[5]["sequenceNumber"] is None  # after the flush: the last delivered record
+    assert len(lander.batches) == 3
+
+
+def test_an_empty_answer_after_a_flush_checkpoints_the_held_back_position(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    lander = Buffering([])
+    first = user_records(aggregated_record(2))
+    second = [{**r, "sequenceNumber": str(int(SEQUENCE) + 10)} for r in first]
+    third = [{**r, "sequenceNumber": str(int(SEQUENCE) + 20)} for r in first]
+    adapter = KclShardProcessor([lander], Sink(), loop)
+    messages = [INITIALIZE, process(first), CHECKPOINT_OK, process(second), process(third)]
+    out = io.StringIO()
+    KCLProcess(adapter, io.StringIO(lines(*messages)), out, io.StringIO()).run()
+    assert out.getvalue().count('"checkpoint"') == 1  # only the first batch: the rest is held
+    # the buffer starting in the second batch is written: the checkpoint covers the third
+    lander.held = Position(int(SEQUENCE) + 20, 0)
+    empty_answer = lines(
+        process([]), {**CHECKPOINT_OK, "sequenceNumber": second[0]["sequenceNumber"]}
+    )
+    out = io.StringIO()
+    KCLProcess(adapter, io.StringIO(empty_answer), out, io.StringIO()).run()
+    (checkpoint,) = [json.loads(x) for x in out.getvalue().splitlines() if '"checkpoint"' in x]
+    assert (checkpoint["sequenceNumber"], checkpoint["subSequenceNumber"]) == (
+        second[-1]["sequenceNumber"],
+        1,
+    )
