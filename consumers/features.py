@@ -15,7 +15,7 @@ row's mark also proves that the items took every event at or below it.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -33,8 +33,9 @@ from feature_store.online import BATCH_GET_LIMIT, FeatureStore
 from feature_store.positions import BEFORE_ALL, Position
 from feature_store.rows import Row
 from feature_store.transforms import (
+    CovisitWindow,
     Sequenced,
-    covisit_pairs,
+    covisit_windows,
     fold_item,
     fold_user,
     merge_popular,
@@ -56,20 +57,32 @@ class FeatureStats:
 
 @dataclass
 class _ItemDelta:
+    """What a batch brings one item row: its events, and the co-visits summed per item."""
+
+    item_id: str
+    sources: list[tuple[Sequenced, CovisitWindow]]  # every event's window, shared by all items
     events: list[Sequenced] = field(default_factory=list)
-    covisits: list[tuple[str, int, Sequenced]] = field(default_factory=list)
+    covisits: dict[str, int] = field(default_factory=dict)
 
     def above(self, mark: Position, first: Position) -> tuple[list[Event], list[tuple[str, int]]]:
         """The events and co-visits from records above ``mark``. The usual case, a row that
         took nothing of this batch yet (``mark`` before the batch's ``first`` record), takes
-        all of them, the co-visits summed per item: no per-record filtering."""
+        them all, summed; otherwise (redelivery after a partial write) they are recounted from
+        the records above the mark."""
         if mark < first:
-            summed: Counter[str] = Counter()
-            for other, weight, _ in self.covisits:
-                summed[other] += weight
-            return [s.event for s in self.events], list(summed.items())
+            return [s.event for s in self.events], list(self.covisits.items())
         events = [s.event for s in self.events if s.position > mark]
-        return events, [(o, w) for o, w, source in self.covisits if source.position > mark]
+        covisits: list[tuple[str, int]] = []
+        for source, window in self.sources:
+            if source.position <= mark:
+                continue
+            if source.event.item_id == self.item_id:
+                covisits += window
+            else:
+                covisits += [
+                    (source.event.item_id, w) for other, w in window if other == self.item_id
+                ]
+        return events, covisits
 
 
 class FeatureProcessor:
@@ -103,20 +116,36 @@ class FeatureProcessor:
         user_keys = [user_key(u) for u in by_user]
         user_rows = dict(zip(user_keys, await self._store.read_rows(user_keys), strict=True))
 
-        deltas: dict[str, _ItemDelta] = defaultdict(_ItemDelta)
+        sources: list[tuple[Sequenced, CovisitWindow]] = []
+        deltas: dict[str, _ItemDelta] = {}
+
+        def delta(item_id: str) -> _ItemDelta:
+            found = deltas.get(item_id)
+            if found is None:
+                found = deltas[item_id] = _ItemDelta(item_id, sources)
+            return found
+
         for user_id, events in by_user.items():
             stored = user_rows[user_key(user_id)]
             state = stored.features if stored else UserFeatures(user_id)
             assert isinstance(state, UserFeatures)
             for s in events:
-                deltas[s.event.item_id].events.append(s)
+                delta(s.event.item_id).events.append(s)
             # user rows are written after every item row of the batch: events at or below the
             # user's mark already took effect on the items, and the stored state is exactly the
             # user's history before the events above it
             mark = stored.mark(shard) if stored else BEFORE_ALL
             new = [s for s in events if s.position > mark]
-            for item_id, other, weight, source in covisit_pairs(state, new):
-                deltas[item_id].covisits.append((other, weight, source))
+            for source, window in covisit_windows(state, new):
+                if not window:
+                    continue
+                sources.append((source, window))
+                item_id = source.event.item_id
+                forward = delta(item_id).covisits
+                for other, weight in window:
+                    forward[other] = forward.get(other, 0) + weight
+                    back = delta(other).covisits
+                    back[item_id] = back.get(item_id, 0) + weight
 
         first = batch.events[0].position
         items = {item_key(i): _item_compute(i, d, shard, first, last) for i, d in deltas.items()}

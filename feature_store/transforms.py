@@ -76,13 +76,15 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     genre_stamps: dict[str, list[int]] = {}
     for s in events:
         e = s.event
-        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
+        kind = str(e.event_type)  # StrEnum: str() is the value, and cheaper than .value
+        entry = RecentItem(e.item_id, kind, e.timestamp, s.shard_id, s.mark)
         recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
-        last_seen = max(last_seen, e.timestamp)
+        if e.timestamp > last_seen:
+            last_seen = e.timestamp
         session = next_session(session, e)
-        stamps.setdefault(e.event_type.value, []).append(e.timestamp)
+        stamps.setdefault(kind, []).append(e.timestamp)
         for genre in genres_of(e):
             genre_stamps.setdefault(genre, []).append(e.timestamp)
     counts = Counter(state.counts)
@@ -150,19 +152,23 @@ def _extend(session: Session, event: Event) -> Session:
         items = session.items
     else:
         items = (event.item_id, *(i for i in session.items if i != event.item_id))
-    return replace(
-        session,
-        start=min(session.start, event.timestamp),
-        last=max(session.last, event.timestamp),
-        length=session.length + 1,
-        items=items[:SESSION_ITEMS],
+    ts = event.timestamp
+    return Session(
+        session.session_id,
+        session.start if session.start <= ts else ts,
+        session.last if session.last >= ts else ts,
+        session.length + 1,
+        items[:SESSION_ITEMS],
     )
 
 
 def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentItem]:
     """Put ``entry`` in event-time order (newest first), replacing the item's older entry."""
     if not recent or entry.timestamp >= recent[0].timestamp:  # the usual case: the newest
-        return [entry, *(r for r in recent if r.item_id != entry.item_id)]
+        item = entry.item_id
+        result = [entry]
+        result += [r for r in recent if r.item_id != item]
+        return result
     others = [r for r in recent if r.item_id != entry.item_id]
     older = next((r for r in recent if r.item_id == entry.item_id), None)
     if older is not None and older.timestamp > entry.timestamp:
@@ -171,28 +177,32 @@ def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentIt
     return [*others[:index], entry, *others[index:]]
 
 
-def covisit_pairs(
+CovisitWindow = list[tuple[str, int]]  # (item, weight) co-visited by one event
+
+
+def covisit_windows(
     history: UserFeatures, events: Sequence[Sequenced]
-) -> list[tuple[str, str, int, Sequenced]]:
-    """``(item, co-visited item, weight, source)``, both directions, per event in stream order.
+) -> list[tuple[Sequenced, CovisitWindow]]:
+    """Per event in stream order: the ``(item, weight)`` it co-visits. Pairs count both ways:
+    the event's item row takes each of them, and each of their rows takes the event's item.
 
     An event on item ``i`` co-visits the user's ``COVIS_WINDOW`` most recent other items; the
     newest of them weighs ``COVIS_WINDOW``, the next one less, the oldest 1 (recency weighted,
     in integers so that sums do not depend on the order they are added in).
     """
-    pairs: list[tuple[str, str, int, Sequenced]] = []
-    recent = list(history.recent)
+    result: list[tuple[Sequenced, CovisitWindow]] = []
+    # the newest COVIS_WINDOW + 1 distinct items (the window, and the event's own item if among
+    # them) evolve exactly as the head of the whole recent list does: an insertion never needs
+    # an item from further down
+    keep = COVIS_WINDOW + 1
+    recent = list(history.recent[:keep])
     for s in events:
         e = s.event
-        head = recent[: COVIS_WINDOW + 1]  # the window, and the item itself if among them
-        window = [r.item_id for r in head if r.item_id != e.item_id][:COVIS_WINDOW]
-        for rank, other in enumerate(window):
-            weight = COVIS_WINDOW - rank
-            pairs.append((e.item_id, other, weight, s))
-            pairs.append((other, e.item_id, weight, s))
+        others = [r.item_id for r in recent if r.item_id != e.item_id][:COVIS_WINDOW]
+        result.append((s, [(other, COVIS_WINDOW - rank) for rank, other in enumerate(others)]))
         entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
-        recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
-    return pairs
+        recent = _insert_recent(recent, entry)[:keep]
+    return result
 
 
 def fold_item(

@@ -13,7 +13,7 @@ from feature_store.features import (
 )
 from feature_store.transforms import (
     Sequenced,
-    covisit_pairs,
+    covisit_windows,
     fold_item,
     fold_user,
     merge_popular,
@@ -56,22 +56,19 @@ def test_folding_in_two_batches_equals_one() -> None:
     assert once == twice
 
 
-def test_covisit_pairs_go_both_ways_within_the_window_recency_weighted() -> None:
-    events = [seq(1, "a"), seq(2, "b"), seq(3, "c")]
-    pairs = [(a, b, w) for a, b, w, _ in covisit_pairs(UserFeatures("u1"), events)]
+def test_covisit_windows_are_the_previous_items_recency_weighted() -> None:
+    events = [seq(1, "a"), seq(2, "b"), seq(3, "c"), seq(4, "a")]
+    windows = [(s.event.item_id, w) for s, w in covisit_windows(UserFeatures("u1"), events)]
     top = COVIS_WINDOW
-    assert pairs == [
-        ("b", "a", top),
-        ("a", "b", top),
-        ("c", "b", top),  # b is c's newest predecessor
-        ("b", "c", top),
-        ("c", "a", top - 1),
-        ("a", "c", top - 1),
+    assert windows == [
+        ("a", []),
+        ("b", [("a", top)]),
+        ("c", [("b", top), ("a", top - 1)]),  # b is c's newest predecessor
+        ("a", [("c", top), ("b", top - 1)]),  # an item never co-visits itself
     ]
     many = [seq(n, f"i{n}") for n in range(COVIS_WINDOW + 3)]
-    last = [(a, b, w) for a, b, w, s in covisit_pairs(UserFeatures("u1"), many) if s is many[-1]]
-    assert len(last) == 2 * COVIS_WINDOW
-    assert min(w for _, _, w in last) == 1
+    (_, last), *_ = reversed(covisit_windows(UserFeatures("u1"), many))
+    assert len(last) == COVIS_WINDOW and min(w for _, w in last) == 1
 
 
 def test_fold_item_counts_per_type_and_sums_covisit_weights() -> None:
