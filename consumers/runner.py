@@ -33,8 +33,8 @@ from consumers.pacing import list_shards
 from consumers.processor import RecordProcessor
 from consumers.reader import ShardReader
 from consumers.stats import RunnerStats, ShardProgress
-from consumers.tasks import cancel_and_wait, gather_or_cancel, wait_any
 from infra.errors import ServiceError
+from infra.tasks import cancel_and_wait, gather_or_cancel, wait_any
 
 __all__ = ["EmbeddedRunner", "LeaseOptions", "RunnerStats", "ShardProgress", "decode"]
 
