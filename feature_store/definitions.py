@@ -123,13 +123,14 @@ def _item(name: str, aggregation: str, window: str | None, attrs: tuple[str, ...
     return Feature(f"item.{name}", "item", aggregation, window, ITEM_TTL_MS, attrs, text, compute)
 
 
+_BUCKETS = {"m5": "5-minute", "h1": "hourly", "d1": "daily"}
 _USER_WINDOWED = tuple(
     _user(
         f"event_counts_{w.name}",
         "count",
         w.name,
         ("tiles",),
-        f"events per event type in the last {w.name} (buckets of {w.resolution.name})",
+        f"events per event type in the last {w.name}, in {_BUCKETS[w.resolution.name]} buckets",
         _user_counts(w),
         ttl=None,
     )
@@ -141,7 +142,7 @@ _ITEM_WINDOWED = tuple(
         "count",
         w.name,
         ("tiles",),
-        f"interactions in the last {w.name} (buckets of {w.resolution.name})",
+        f"interactions in the last {w.name}, in {_BUCKETS[w.resolution.name]} buckets",
         _item_count(w),
     )
     for w in ITEM_WINDOWS
@@ -215,3 +216,24 @@ def entity_of(key: str) -> str:
     if not sep or entity not in ENTITIES:
         raise ValueError(f"row key {key!r} names no entity of {ENTITIES}")
     return entity
+
+
+def markdown_table() -> str:
+    """The README's feature table, generated from ``FEATURES`` (a test keeps them equal)."""
+    lines = [
+        "| feature | aggregation | window | TTL | definition |",
+        "|---|---|---|---|---|",
+    ]
+    for f in FEATURES:
+        ttl = "-" if f.ttl_ms is None else _duration(f.ttl_ms)
+        lines.append(
+            f"| `{f.name}` | {f.aggregation} | {f.window or 'all time'} | {ttl} | {f.description} |"
+        )
+    return "\n".join(lines)
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000)):
+        if ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms} ms"
