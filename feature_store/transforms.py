@@ -6,6 +6,7 @@ the ones built live. Each transform takes the row as stored and the events not y
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -68,7 +69,9 @@ class Sequenced:
 
 def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     """The user's features after ``events`` (in stream order)."""
-    recent = list(state.recent)
+    # the recent list as a dict, oldest first: an event newer than all (the usual case) moves
+    # its item to the end in O(1); a late one is put in its place in event-time order
+    recent: dict[str, RecentItem] = {r.item_id: r for r in reversed(state.recent)}
     seen = dict.fromkeys(state.seen)
     last_seen = state.last_seen
     session = state.session
@@ -78,7 +81,14 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
         e = s.event
         kind = str(e.event_type)  # StrEnum: str() is the value, and cheaper than .value
         entry = RecentItem(e.item_id, kind, e.timestamp, s.shard_id, s.mark)
-        recent = _insert_recent(recent, entry)[:RECENT_ITEMS]
+        if not recent or e.timestamp >= recent[next(reversed(recent))].timestamp:
+            recent.pop(e.item_id, None)
+            recent[e.item_id] = entry
+            if len(recent) > RECENT_ITEMS:
+                del recent[next(iter(recent))]
+        else:
+            newest_first = _insert_recent(list(reversed(recent.values())), entry)
+            recent = {r.item_id: r for r in reversed(newest_first[:RECENT_ITEMS])}
         seen.pop(e.item_id, None)
         seen[e.item_id] = None
         if e.timestamp > last_seen:
@@ -106,7 +116,7 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     }
     return replace(
         state,
-        recent=tuple(recent[:RECENT_ITEMS]),
+        recent=tuple(reversed(recent.values())),
         seen=tuple(seen)[-SEEN_ITEMS:],
         events=state.events + len(events),
         last_seen=last_seen,
@@ -210,29 +220,31 @@ def fold_item(
 ) -> ItemFeatures:
     """The item's features after ``events`` on it and the ``(item, weight)`` co-visits they
     brought. Co-visits are pruned to the top ``COVIS_TOP_K`` once past ``COVIS_KEEP``."""
-    counts = Counter(state.counts)
-    added = Counter(e.event_type.value for e in events)
-    counts.update(added)
-    covis = Counter(state.covis)
+    counts = dict(state.counts)
+    last_seen = state.last_seen
+    for e in events:
+        kind = str(e.event_type)
+        counts[kind] = counts.get(kind, 0) + 1
+        if e.timestamp > last_seen:
+            last_seen = e.timestamp
+    covis = dict(state.covis)
+    get = covis.get
     for other, weight in covisited:
-        covis[other] += weight
+        covis[other] = get(other, 0) + weight
     if len(covis) > COVIS_KEEP:
-        covis = Counter(dict(top_covisited(covis, COVIS_TOP_K)))
-    last_seen = max([state.last_seen, *(e.timestamp for e in events)])
-    tiles = windows.add(state.tiles, ITEM_RESOLUTIONS, (e.timestamp for e in events), last_seen)
-    return replace(
-        state,
-        counts=dict(counts),
-        total=state.total + sum(added.values()),
-        covis=dict(covis),
-        tiles=tiles,
-        last_seen=last_seen,
-    )
+        covis = dict(top_covisited(covis, COVIS_TOP_K))
+    tiles = windows.add(state.tiles, ITEM_RESOLUTIONS, [e.timestamp for e in events], last_seen)
+    return ItemFeatures(state.item_id, counts, state.total + len(events), covis, tiles, last_seen)
 
 
 def top_covisited(covis: dict[str, int], k: int = COVIS_TOP_K) -> list[tuple[str, int]]:
     """The ``k`` heaviest co-visited items, heaviest first (ties by item id)."""
-    return sorted(covis.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    if len(covis) > 2 * k:  # most entries are far below the k-th weight: cut them cheaply first
+        cut = heapq.nlargest(k, covis.values())[-1]
+        candidates = [kv for kv in covis.items() if kv[1] >= cut]
+    else:
+        candidates = list(covis.items())
+    return sorted(candidates, key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 def trending_score(recent: dict[int, int], week: int, now_ms: int) -> float:

@@ -66,7 +66,11 @@ def add(
     result: Tiles = {}
     for r in resolutions:
         floor = newest_ms // r.size_ms - r.keep
-        buckets = {i: n for i, n in tiles.get(r.name, {}).items() if i > floor}
+        old = tiles.get(r.name, {})
+        if old and min(old) > floor:
+            buckets = dict(old)  # nothing to prune: a copy is cheaper than a filter
+        else:
+            buckets = {i: n for i, n in old.items() if i > floor}
         for ts in stamps:
             index = ts // r.size_ms
             if index > floor:
