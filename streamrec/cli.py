@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from consumers.backfill import DEFAULT_BATCH_SIZE
 from infra.apply import apply
 from infra.settings import Settings
 from producers.replay import parse_duration, parse_instant
@@ -90,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _replay_parser(sub: Any) -> None:
     replay = sub.add_parser(
-        "replay", help="put an event-time range of the offline lake back on a stream"
+        "replay",
+        help="put an event-time range of the offline lake back on a stream, or rebuild the "
+        "online features from it",
     )
     replay.add_argument(
         "--from",
@@ -108,11 +111,17 @@ def _replay_parser(sub: Any) -> None:
         metavar="T2",
         help="end, exclusive",
     )
-    replay.add_argument(
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument(
         "--into-stream",
-        required=True,
         metavar="NAME",
         help="Kinesis stream to put them on (must exist)",
+    )
+    target.add_argument(
+        "--into-features",
+        action="store_true",
+        help="apply them through the feature processor to the features table "
+        "(STREAMREC_FEATURES_TABLE); resumable: rerun the same command after an interruption",
     )
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument(
@@ -129,6 +138,19 @@ def _replay_parser(sub: Any) -> None:
         metavar="DURATION",
         help="read arrival partitions up to this long after T2, e.g. 12h, 7d (default 7d); "
         "none reads every partition",
+    )
+    replay.add_argument(
+        "--batch-size",
+        type=_typed(_batch_size),
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"--into-features: events per batch (default {DEFAULT_BATCH_SIZE}); "
+        "each row is written at most once per batch",
+    )
+    replay.add_argument(
+        "--restart",
+        action="store_true",
+        help="--into-features: start from the first event, forgetting the stored progress",
     )
     replay.set_defaults(func=_replay)
 
@@ -150,6 +172,13 @@ def _speed(text: str) -> float:
     if not speed > 0 or speed == float("inf"):
         raise ValueError(f"speed must be a positive number, got {text}")
     return speed
+
+
+def _batch_size(text: str) -> int:
+    size = int(text)
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {text}")
+    return size
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -216,11 +245,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    problem = _replay_problem(args)
+    if problem:
+        print(f"streamrec replay: {problem}", file=sys.stderr)
+        return 2
+    if args.into_features:
+        from streamrec.backfill import run_backfill
+
+        return run_backfill(
+            settings,
+            start_ms=args.start,
+            end_ms=args.end,
+            max_lateness_ms=args.max_lateness,
+            batch_size=args.batch_size,
+            restart=args.restart,
+        )
     from streamrec.replay import run_replay
 
-    if args.end <= args.start:
-        print("streamrec replay: --to must be after --from", file=sys.stderr)
-        return 2
     return run_replay(
         settings,
         start_ms=args.start,
@@ -229,6 +270,17 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         speed=args.speed,
         max_lateness_ms=args.max_lateness,
     )
+
+
+def _replay_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the replay arguments argparse cannot see, or None."""
+    if args.end <= args.start:
+        return "--to must be after --from"
+    if args.into_features and (args.speed is not None or args.max):
+        return "--speed and --max pace a stream; --into-features applies as fast as it can"
+    if not args.into_features and (args.restart or args.batch_size != DEFAULT_BATCH_SIZE):
+        return "--batch-size and --restart are for --into-features"
+    return None
 
 
 if __name__ == "__main__":
