@@ -94,3 +94,24 @@ def test_shift_to_now_moves_the_newest_event_to_now_and_keeps_gaps() -> None:
     assert [e.timestamp for e in shifted] == [now - 5_000, now, now - 3_000]
     assert [e.event_id for e in shifted] == ["a", "b", "c"]
     assert shift_to_now([], now) == ([], 0)
+
+
+def test_replay_arguments_name_one_target_and_only_its_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streamrec.cli import main
+
+    span = ["replay", "--from", "2024-05-01", "--to", "2024-05-02"]
+    for argv in (
+        [*span],  # no target
+        [*span, "--into-stream", "s", "--into-features"],
+        [*span, "--into-features", "--batch-size", "0"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    capsys.readouterr()
+    assert main([*span, "--into-features", "--speed", "2"]) == 2
+    assert "--into-features applies as fast as it can" in capsys.readouterr().err
+    assert main([*span, "--into-stream", "s", "--restart"]) == 2
+    assert "--batch-size and --restart are for --into-features" in capsys.readouterr().err
