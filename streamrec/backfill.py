@@ -83,13 +83,14 @@ async def _run(
         events = replay_order(found.events)
         digest = fingerprint(events)
         store = BackfillProgress(dynamodb, settings.checkpoints_table, settings.app_name)
-        stored = None if restart else await store.get(table, start_ms, end_ms)
+        previous = await store.get(table, start_ms, end_ms)
+        stored = None if restart else previous
         start = _start(stored, len(events), digest, table, err)
         if start is None:
             return 1
         if start == len(events):
             return 0
-        if stored is None and rows:
+        if previous is None and rows:  # never replayed into: the rows came from elsewhere
             _say(
                 err,
                 f"warning: features table {table!r} already holds rows; events it took from the "
@@ -107,7 +108,7 @@ def _start(stored: Progress | None, count: int, digest: str, table: str, err: Te
     if (stored.events, stored.fingerprint) != (count, digest):
         _say(
             err,
-            f"the range changed since a replay into {table!r} started on {_iso(stored.updated_ms)} "
+            f"the range changed since the replay into {table!r} of {_iso(stored.updated_ms)} "
             f"({stored.events} events then, {count} now, or their content differs): give "
             "--restart to start over (into an empty features table: rows keep what they took)",
         )

@@ -76,6 +76,7 @@ def test_an_interrupted_replay_resumes_and_ends_equal_to_an_uninterrupted_one(
     clean = _second_table(landed, "clean")
     assert _replay(clean, None) == 0
     summary = capsys.readouterr().err
+    assert "warning" not in summary and "resuming" not in summary
     assert f"replayed {EVENTS} events into features table {clean.features_table}" in summary
     assert "writes/event" in summary
 
@@ -115,6 +116,12 @@ def test_a_changed_range_is_refused_unless_restarted(
     err = capsys.readouterr().err
     assert f"({EVENTS} events then, {EVENTS + 1} now" in err and "--restart" in err
     assert _replay(landed, None, restart=True) == 0
+    assert "warning" not in capsys.readouterr().err  # its rows came from this very replay
+    # another range into a table with rows: they may have come from the live stream
+    assert _replay(landed, None, end_ms=END_MS + 1) == 0
+    assert f"warning: features table {landed.features_table!r} already holds rows" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_missing_features_table_and_an_empty_range_are_named(
