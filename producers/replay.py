@@ -137,3 +137,14 @@ def replay(
         if progress is not None:
             progress(len(send.events))
     return stats
+
+
+def shift_to_now(events: Sequence[Event], now_ms: int) -> tuple[list[Event], int]:
+    """``events`` moved in time so the newest is at ``now_ms``, gaps kept; and the shift (ms).
+
+    For demos of old data sets: time-windowed features of events years old hold nothing.
+    """
+    if not events:
+        return [], 0
+    shift = now_ms - max(e.timestamp for e in events)
+    return [e.model_copy(update={"timestamp": e.timestamp + shift}) for e in events], shift

@@ -9,14 +9,11 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from infra.apply import apply
 from infra.settings import Settings
-from producers.replay import parse_duration, parse_instant
-
-DEFAULT_MAX_LATENESS = "7d"
+from streamrec.replay_args import add_replay_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
-    _replay_parser(sub)
+    add_replay_parser(sub)
     _sql_parser(sub)
     return parser
 
@@ -105,70 +102,6 @@ def _sql_parser(sub: Any) -> None:
         "--csv", dest="output", action="store_const", const="csv", help="CSV with a header"
     )
     sql.set_defaults(func=_sql, output="table")
-
-
-def _replay_parser(sub: Any) -> None:
-    replay = sub.add_parser(
-        "replay", help="put an event-time range of the offline lake back on a stream"
-    )
-    replay.add_argument(
-        "--from",
-        dest="start",
-        required=True,
-        type=_typed(parse_instant),
-        metavar="T1",
-        help="start of the event-time range, inclusive: ISO-8601 (UTC if no zone) or epoch ms",
-    )
-    replay.add_argument(
-        "--to",
-        dest="end",
-        required=True,
-        type=_typed(parse_instant),
-        metavar="T2",
-        help="end, exclusive",
-    )
-    replay.add_argument(
-        "--into-stream",
-        required=True,
-        metavar="NAME",
-        help="Kinesis stream to put them on (must exist)",
-    )
-    pace = replay.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed",
-        type=_typed(_speed),
-        metavar="X",
-        help="pace by event time, X times faster than it happened (1 = real time)",
-    )
-    pace.add_argument("--max", action="store_true", help="send as fast as possible (default)")
-    replay.add_argument(
-        "--max-lateness",
-        type=_typed(parse_duration),
-        default=DEFAULT_MAX_LATENESS,
-        metavar="DURATION",
-        help="read arrival partitions up to this long after T2, e.g. 12h, 7d (default 7d); "
-        "none reads every partition",
-    )
-    replay.set_defaults(func=_replay)
-
-
-def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from a parser raising ValueError: its message becomes the usage error."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
-def _speed(text: str) -> float:
-    speed = float(text)
-    if not speed > 0 or speed == float("inf"):
-        raise ValueError(f"speed must be a positive number, got {text}")
-    return speed
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -238,22 +171,6 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
     from streamrec.lake_sql import run_sql
 
     return run_sql(settings, args.query, args.output)
-
-
-def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from streamrec.replay import run_replay
-
-    if args.end <= args.start:
-        print("streamrec replay: --to must be after --from", file=sys.stderr)
-        return 2
-    return run_replay(
-        settings,
-        start_ms=args.start,
-        end_ms=args.end,
-        stream=args.into_stream,
-        speed=args.speed,
-        max_lateness_ms=args.max_lateness,
-    )
 
 
 if __name__ == "__main__":

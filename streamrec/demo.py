@@ -1,6 +1,7 @@
 """``streamrec demo``: the whole pipeline on real data, on the embedded stack, with progress bars.
 
-Stages: apply the infra; stream MovieLens through the SDK into Kinesis; run the consumers until
+Stages: apply the infra; shift MovieLens's timestamps so that the last event is now (it says
+so); stream it through the SDK into Kinesis; run the consumers until
 every shard is caught up (features in DynamoDB, Parquet in S3, partitions in Glue); serve the
 recommender API; print one JSON summary line on stdout. Progress goes to stderr.
 """
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from models.worker import running
 from producers.events import Event
 from producers.movielens import load_movielens
 from producers.producer import EventProducer
+from producers.replay import shift_to_now
 from streamrec.wiring import Pipeline, pipeline, recommender_app
 
 PRODUCE_CHUNK = 2_000
@@ -49,7 +52,13 @@ def run_demo(settings: Settings, *, events: int | None, exit_after: bool, kind: 
         settings = settings.model_copy(update={"get_records_limit": DEMO_GET_RECORDS_LIMIT})
     with stack(settings, kind) as settings:
         apply(settings, log=lambda line: print(f"infra: {line}", file=sys.stderr))
-        loaded = load_movielens(events)
+        loaded, shift = shift_to_now(load_movielens(events), int(time.time() * 1000))
+        # MovieLens ends in 2016: shifted, the newest rating is now and time windows hold data
+        print(
+            f"demo: event timestamps shifted by {shift / 86_400_000:+.1f} days "
+            "so that the last event is now",
+            file=sys.stderr,
+        )
         produced = produce(settings, loaded)
         return asyncio.run(consume_and_serve(settings, produced, loaded, exit_after))
 

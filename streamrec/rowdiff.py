@@ -2,7 +2,8 @@
 
 Two runs over the same events write the same features but not the same bookkeeping: versions
 count writes and high-water marks hold sequence numbers, which differ from stream to stream. So
-only the features are compared, and a user's recent items lose their sequence numbers too.
+only the features are compared, and a user's recent items lose their positions (shard and
+sequence number) too: a replay into the features applies the lake as one synthetic shard.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ class Comparison:
 
 
 def comparable(features: Features) -> Features:
-    """The features without what depends on the stream: recent items' sequence numbers."""
+    """The features without what depends on the stream: recent items' positions."""
     if isinstance(features, UserFeatures):
-        recent = tuple(replace(r, sequence_number="") for r in features.recent)
+        recent = tuple(replace(r, shard_id="", sequence_number="") for r in features.recent)
         return replace(features, recent=recent)
     return features
 
