@@ -93,14 +93,14 @@ def _plain(features: Features) -> dict[str, Any]:
         return {
             "kind": "user",
             "user_id": features.user_id,
-            "recent": _pack([list(r.__dict__.values()) for r in features.recent]),
+            "recent": _pack(features.recent),
             "seen": _pack(features.seen),
             "events": features.events,
             "last_seen": features.last_seen,
             "counts": _pack(features.counts),
             "tiles": _pack({k: _tiles(t) for k, t in features.tiles.items()}),
             "genres": _pack({g: _buckets(b) for g, b in features.genres.items()}),
-            "session": _pack(None if session is None else list(session.__dict__.values())),
+            "session": _pack(session),
         }
     if isinstance(features, ItemFeatures):
         return {

@@ -210,7 +210,7 @@ def covisit_windows(
         e = s.event
         others = [r.item_id for r in recent if r.item_id != e.item_id][:COVIS_WINDOW]
         result.append((s, [(other, COVIS_WINDOW - rank) for rank, other in enumerate(others)]))
-        entry = RecentItem(e.item_id, e.event_type.value, e.timestamp, s.shard_id, s.mark)
+        entry = RecentItem(e.item_id, str(e.event_type), e.timestamp, s.shard_id, s.mark)
         recent = _insert_recent(recent, entry)[:keep]
     return result
 

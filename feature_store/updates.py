@@ -85,6 +85,18 @@ class _ItemDelta:
         return events, covisits
 
 
+class _Deltas(dict[str, _ItemDelta]):
+    """Item deltas by item id, made on first use (a dict hit stays a C-speed lookup)."""
+
+    def __init__(self, sources: list[tuple[Sequenced, CovisitWindow]]) -> None:
+        super().__init__()
+        self._sources = sources
+
+    def __missing__(self, item_id: str) -> _ItemDelta:
+        made = self[item_id] = _ItemDelta(item_id, self._sources)
+        return made
+
+
 class FeatureUpdater:
     """Applies batches of one shard's events to the user, item and global rows of a store."""
 
@@ -108,20 +120,14 @@ class FeatureUpdater:
         user_rows = dict(zip(user_keys, await self._store.read_rows(user_keys), strict=True))
 
         sources: list[tuple[Sequenced, CovisitWindow]] = []
-        deltas: dict[str, _ItemDelta] = {}
-
-        def delta(item_id: str) -> _ItemDelta:
-            found = deltas.get(item_id)
-            if found is None:
-                found = deltas[item_id] = _ItemDelta(item_id, sources)
-            return found
+        deltas = _Deltas(sources)
 
         for user_id, user_events in by_user.items():
             stored = user_rows[user_key(user_id)]
             state = stored.features if stored else UserFeatures(user_id)
             assert isinstance(state, UserFeatures)
             for s in user_events:
-                delta(s.event.item_id).events.append(s)
+                deltas[s.event.item_id].events.append(s)
             # user rows are written after every item row of the batch: events at or below the
             # user's mark already took effect on the items, and the stored state is exactly the
             # user's history before the events above it
@@ -132,10 +138,10 @@ class FeatureUpdater:
                     continue
                 sources.append((source, window))
                 item_id = source.event.item_id
-                forward = delta(item_id).covisits
+                forward = deltas[item_id].covisits
                 for other, weight in window:
                     forward[other] = forward.get(other, 0) + weight
-                    back = delta(other).covisits
+                    back = deltas[other].covisits
                     back[item_id] = back.get(item_id, 0) + weight
 
         items = {item_key(i): _item_compute(i, d, shard, first, last) for i, d in deltas.items()}

@@ -62,7 +62,7 @@ class Comparison:
 def comparable(features: Features) -> Features:
     """The features without what depends on the stream: recent items' positions."""
     if isinstance(features, UserFeatures):
-        recent = tuple(replace(r, shard_id="", sequence_number="") for r in features.recent)
+        recent = tuple(r._replace(shard_id="", sequence_number="") for r in features.recent)
         return replace(features, recent=recent)
     return features
 
