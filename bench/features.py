@@ -9,9 +9,11 @@ Three measurements, in one run:
    them, in batches of ``REPLAY_BATCH`` (a backfill) and of ``LIVE_BATCH`` (a live shard: one
    GetRecords answer of a stream at a few hundred events/s). Every PutItem is counted, with its
    item size; write request units are ``ceil(size / 1 KB)`` per write and the reads before them
-   strongly consistent ``ceil(size / 4 KB)``. The naive figure is one write per feature per
-   event: every feature of the event's user and item, the co-visited item of each co-visited
-   row, and the two global lists. Cost at on-demand prices (``WRU_USD``, ``RRU_USD``).
+   strongly consistent ``ceil(size / 4 KB)``. The live batches are also run (in memory) with
+   the processor coalescing answers up to ``COALESCE_EVENTS`` held events. The naive figure is
+   one write per feature per event: every feature of the event's user and item, the co-visited
+   item of each co-visited row, and the two global lists. Cost at on-demand prices
+   (``WRU_USD``, ``RRU_USD``).
 2. The processor's CPU cost: the same events through ``FeatureProcessor`` with the in-memory
    store (``feature_store.memory``), one process, batches of ``CPU_BATCH`` and ``LIVE_BATCH``.
 3. Read latency: ``OnlineStore.read`` of a ranking request's user features (``READ_FEATURES``)
@@ -49,6 +51,7 @@ from producers.movielens import load_movielens
 REPLAY_BATCH = 20_000
 LIVE_BATCH = 500
 CPU_BATCH = 10_000  # the most one GetRecords call returns
+COALESCE_EVENTS = 5_000  # the default of STREAMREC_FEATURE_BUFFER_EVENTS
 SHARD = "replay"
 # DynamoDB on-demand, us-east-1, after the November 2024 price cut (USD per request unit)
 WRU_USD = 0.625 / 1e6
@@ -180,6 +183,17 @@ async def processor_speed(events: list[Sequenced], batch: int, repeats: int = 3)
     return round(len(events) / best)
 
 
+async def coalesced_writes(events: list[Sequenced], batch: int, held: int) -> float:
+    """Writes per event (in-memory store) when answers of ``batch`` events are held until
+    ``held`` events are (the processor's coalescing under a backlog or a high rate)."""
+    store = InMemoryOnlineStore()
+    processor = FeatureProcessor(store, max_events=held, max_seconds=3600.0)
+    for start in range(0, len(events), batch):
+        await processor.process_records(Batch(SHARD, events[start : start + batch]))
+    await processor.shutdown_requested(SHARD)
+    return round(store.writes / len(events), 4)
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
@@ -272,6 +286,10 @@ async def run(quick: bool = False) -> dict[str, Any]:
         "read_p99_ms": {n: v["p99"] for n, v in reads["read"].items()},
         "naive_read_p50_ms": {n: v["p50"] for n, v in reads["naive"].items()},
         "naive_read_p99_ms": {n: v["p99"] for n, v in reads["naive"].items()},
+        "live_writes_per_event": live["writes_per_event"],
+        "live_coalesced_writes_per_event": await coalesced_writes(
+            events, LIVE_BATCH, COALESCE_EVENTS
+        ),
         "replay": replay,
         "live": live,
         "config": {

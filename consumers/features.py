@@ -1,25 +1,59 @@
 """The feature processor: keeps the online features in DynamoDB fresh, exactly once in effect.
 
-A thin ``RecordProcessor`` over ``feature_store.updates.FeatureUpdater``, which replay and
-point-in-time training sets run too: each batch is applied (every row it touches read, folded
-and written at most once, conditionally) before ``process_records`` returns, so nothing is
-buffered and every lifecycle call has nothing to do.
+A ``RecordProcessor`` over ``feature_store.updates.FeatureUpdater``, which replay and
+point-in-time training sets run too: every row a batch touches is read, folded and written at
+most once per batch, conditionally.
+
+Coalescing across batches: a live shard's GetRecords answers are small (a few hundred events
+at a few hundred events/s), and a row is written once per batch, so small batches cost about a
+write per event. With ``max_events`` and ``max_seconds`` set, the processor holds a shard's
+events across answers and applies them together once ``max_events`` are held or the oldest was
+held ``max_seconds`` (and on ``shard_ended`` and ``shutdown_requested``; ``lease_lost`` drops
+them): fewer writes, for a freshness bounded by ``max_seconds``. Held events are not durable, so
+the runtimes hold checkpoints back to before them (``held_from``, ``consumers.holdback``), as
+for the lander. ``max_events=0`` (the default) applies every batch before returning.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from consumers.processor import Batch
 from feature_store.online import FeatureStore
+from feature_store.positions import Position
+from feature_store.transforms import Sequenced
 from feature_store.updates import FeatureStats, FeatureUpdater
 
 __all__ = ["FeatureProcessor", "FeatureStats"]
 
 
+@dataclass
+class _Held:
+    events: list[Sequenced] = field(default_factory=list)
+    started: float = 0.0  # clock time of the first event held
+    taken: Position | None = None  # the last event taken from the stream (held or applied)
+
+
 class FeatureProcessor:
     """A ``RecordProcessor`` that maintains user, item and global features."""
 
-    def __init__(self, store: FeatureStore, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        concurrency: int = 16,
+        *,
+        max_events: int = 0,
+        max_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_events < 0 or max_seconds < 0:
+            raise ValueError(f"buffer limits must be >= 0, got {max_events}, {max_seconds} s")
         self._updater = FeatureUpdater(store, concurrency)
+        self._max_events, self._max_seconds = max_events, max_seconds
+        self._clock = clock
+        self._held: dict[str, _Held] = {}
 
     @property
     def stats(self) -> FeatureStats:
@@ -27,17 +61,51 @@ class FeatureProcessor:
         return self._updater.stats
 
     async def initialize(self, shard_id: str) -> None:
-        """Nothing to prepare: all state lives in the store."""
+        """Start the shard with nothing held (the runtime reads from its checkpoint)."""
+        self._held[shard_id] = _Held()
 
     async def process_records(self, batch: Batch) -> None:
-        """Apply the batch to every row it touches; returns once all writes succeeded."""
-        await self._updater.apply(batch.shard_id, batch.events)
+        """Apply the batch, or hold it and apply what is held once full or old enough.
+
+        Raises when a write fails; held events stay held and are applied by the next call.
+        """
+        if self._max_events == 0 or self._max_seconds == 0:
+            await self._updater.apply(batch.shard_id, batch.events)
+            return
+        held = self._held.setdefault(batch.shard_id, _Held())
+        for s in batch.events:
+            if held.taken is not None and s.position <= held.taken:
+                continue  # redelivered after a failed call: held or applied already
+            if not held.events:
+                held.started = self._clock()
+            held.events.append(s)
+            held.taken = s.position
+        if held.events and (
+            len(held.events) >= self._max_events
+            or self._clock() - held.started >= self._max_seconds
+        ):
+            await self._apply_held(batch.shard_id)
+
+    def held_from(self, shard_id: str) -> Position | None:
+        """The position of the shard's oldest event not yet applied; None when none is held."""
+        held = self._held.get(shard_id)
+        return held.events[0].position if held and held.events else None
 
     async def shard_ended(self, shard_id: str) -> None:
-        """Nothing buffered: every batch is written before ``process_records`` returns."""
+        """Apply what is held of the closed shard before its SHARD_END checkpoint."""
+        await self._apply_held(shard_id)
 
     async def shutdown_requested(self, shard_id: str) -> None:
-        """Nothing buffered: every batch is written before ``process_records`` returns."""
+        """Apply what is held, so the runtime's last checkpoint can cover it."""
+        await self._apply_held(shard_id)
 
     async def lease_lost(self, shard_id: str) -> None:
-        """Nothing buffered: every batch is written before ``process_records`` returns."""
+        """Drop what is held, unapplied: the next owner reads it again from the checkpoint."""
+        self._held.pop(shard_id, None)
+
+    async def _apply_held(self, shard_id: str) -> None:
+        held = self._held.get(shard_id)
+        if held is None or not held.events:
+            return
+        await self._updater.apply(shard_id, held.events)
+        held.events = []

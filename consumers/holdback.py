@@ -65,6 +65,13 @@ class Holdback:
             self.records -= done
         return released
 
+    @property
+    def last_record(self) -> str | None:
+        """The sequence number of the last record processed (checkpointed or pending); None
+        before the first batch. An expired iterator is renewed after it: the pending batches
+        were processed, so reading them again would only repeat them."""
+        return None if self._last is None else str(self._last.sequence)
+
     def reset(self) -> None:
         """Forget every pending batch (the shard restarts from its checkpoint)."""
         self._pending.clear()

@@ -3,7 +3,8 @@
 It resumes after the lease's checkpoint (or at TRIM_HORIZON) and polls GetRecords within
 Kinesis's limit of five calls per second per shard, waiting ``idle_interval`` more after an empty
 answer. A throttled call (ProvisionedThroughputExceeded) is retried with the same iterator after
-an exponential back-off with jitter; an expired iterator is replaced by one after the checkpoint.
+an exponential back-off with jitter; an expired iterator is replaced by one after the last record
+processed.
 A batch that fails (a processor error, the dead-letter sink failing) is read again from the
 checkpoint after a back-off, never skipped; after ``max_failures`` failures in a row its error
 surfaces. Checkpoints are conditional on the lease: once it is lost, the loop stops with
@@ -105,7 +106,10 @@ class ShardReader:
             except ClientError as exc:
                 throttled = await self._on_read_error(lease, progress, exc, throttled, stop)
                 if error_code(exc) == "ExpiredIteratorException":
-                    iterator = await self._iterator(lease.shard_id, progress.checkpoint)
+                    # after the last record processed: with checkpoints held back (buffering
+                    # processors) the checkpoint lies before records that were processed
+                    after = holdback.last_record or progress.checkpoint
+                    iterator = await self._iterator(lease.shard_id, after)
                 await sleep_until(started + MIN_POLL_INTERVAL, stop)  # refused calls count too
                 continue
             throttled = 0

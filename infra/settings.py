@@ -71,6 +71,20 @@ class Settings(BaseSettings):
         ge=0,
         description="... or once its oldest event was held this long (0: every batch).",
     )
+    # a live shard's answers are small, and a feature row is written once per applied batch:
+    # holding a shard's events across answers for a fraction of a second cuts the writes
+    feature_buffer_events: int = Field(
+        5_000,
+        ge=0,
+        description="The feature processor applies a shard's held events once this many are "
+        "held (0: every batch is applied before it is checkpointed).",
+    )
+    feature_buffer_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="... or once the oldest was held this long (0: every batch): the bound "
+        "it adds to the features' freshness.",
+    )
     lake_errors_prefix: str = Field(
         "lake-errors/",
         description="S3 prefix (Firehose's ErrorOutputPrefix) of events that failed conversion "

@@ -22,13 +22,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from amazon_kclpy.kcl import KCLProcess
 
 from consumers.dead_letter import DeadLetterSink
-from consumers.features import FeatureProcessor
 from consumers.kcl import KclShardProcessor
 from consumers.processor import RecordProcessor
 from feature_store.online import OnlineStore
 from infra.clients import async_client
 from infra.settings import Settings
-from streamrec.parts import dead_letter_of, lander_of, offline_store_of
+from streamrec.parts import dead_letter_of, features_of, lander_of, offline_store_of
 
 
 @asynccontextmanager
@@ -43,7 +42,7 @@ async def shard_processors(
             for service in ("dynamodb", "s3", "glue")
         ]
         offline = offline_store_of(settings, s3, glue)
-        features = FeatureProcessor(OnlineStore(dynamodb, settings.features_table))
+        features = features_of(settings, OnlineStore(dynamodb, settings.features_table))
         dead_letter = dead_letter_of(settings, s3)
         yield [features, lander_of(settings, offline)], dead_letter
 

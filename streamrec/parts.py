@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.dead_letter import DeadLetterSink
+from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
 from feature_store.offline import OfflineStore
+from feature_store.online import FeatureStore
 from infra.settings import Settings
 
 
@@ -32,6 +34,15 @@ def lander_of(settings: Settings, offline: OfflineStore) -> ParquetLander:
     """The Parquet lander over ``offline``, buffering as the settings say."""
     return ParquetLander(
         offline, max_bytes=settings.lake_buffer_bytes, max_seconds=settings.lake_buffer_seconds
+    )
+
+
+def features_of(settings: Settings, online: FeatureStore) -> FeatureProcessor:
+    """The feature processor over ``online``, coalescing batches as the settings say."""
+    return FeatureProcessor(
+        online,
+        max_events=settings.feature_buffer_events,
+        max_seconds=settings.feature_buffer_seconds,
     )
 
 

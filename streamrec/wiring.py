@@ -24,7 +24,7 @@ from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
 from models.worker import create_app
 from producers.producer import EventProducer
-from streamrec.parts import dead_letter_of, lander_of, offline_store_of
+from streamrec.parts import dead_letter_of, features_of, lander_of, offline_store_of
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         )
         online = OnlineStore(clients.dynamodb, settings.features_table)
         offline = offline_store_of(settings, clients.s3, clients.glue)
-        features, lander = FeatureProcessor(online), lander_of(settings, offline)
+        features, lander = features_of(settings, online), lander_of(settings, offline)
         runner = build_runner(settings, clients, [features, lander])
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
 

@@ -46,9 +46,9 @@ def applied(settings: Settings) -> Settings:
 
 @pytest.fixture
 def per_batch(applied: Settings) -> Settings:
-    """``applied`` with the lander writing every batch before its checkpoint (no buffering), for
-    tests of checkpoints that must move with each batch."""
-    return applied.model_copy(update={"lake_buffer_bytes": 0})
+    """``applied`` with the lander and the feature processor writing every batch before its
+    checkpoint (no buffering), for tests of checkpoints that must move with each batch."""
+    return applied.model_copy(update={"lake_buffer_bytes": 0, "feature_buffer_events": 0})
 
 
 @pytest.fixture(scope="session")
