@@ -22,7 +22,9 @@ from feature_store.features import (
     COVIS_TOP_K,
     H1_WEEK,
     ITEM_TTL_MS,
+    ITEM_WEEK,
     ITEM_WINDOWS,
+    M5,
     POPULARITY_HALF_LIFE_MS,
     SESSION_GAP_MS,
     USER_TTL_MS,
@@ -101,8 +103,8 @@ def _popularity(state: ItemFeatures, now: int) -> float:
 
 
 def _trending(state: ItemFeatures, now: int) -> float:
-    week = windows.count(state.tiles, ITEM_WINDOWS[2], now)
-    return round(trending_score(state.tiles.get("m5", {}), week, now), 6)
+    week = windows.count(state.tiles, ITEM_WEEK, now)
+    return round(trending_score(state.tiles.get(M5.name, {}), week, now), 6)
 
 
 def _top_trending(state: Popular, now: int) -> list[list[Any]]:

@@ -1,6 +1,6 @@
 """The online feature store: the port (``FeatureStore``) and its DynamoDB adapter.
 
-Two storage primitives per backend: ``fetch`` (items by key, optionally projected) and
+Two storage primitives per backend: ``fetch`` (rows by key, optionally projected) and
 ``write_row``. Everything else, the feature reads with TTL at read time included, is written once
 in ``FeatureStore``; ``feature_store.memory`` is the in-memory backend, and one contract suite runs
 over both (tests/contract/test_online_store_contract.py).
