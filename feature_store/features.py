@@ -92,7 +92,7 @@ class Session(NamedTuple):
     items: tuple[str, ...] = ()  # distinct items, newest first, at most SESSION_ITEMS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserFeatures:
     """A user's online state."""
 
@@ -107,7 +107,7 @@ class UserFeatures:
     session: Session | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemFeatures:
     """An item's online state."""
 
@@ -119,7 +119,7 @@ class ItemFeatures:
     last_seen: int = 0  # event time (ms) of the newest event
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrendCandidate:
     """An item's trending state as of its last update: its 5-minute tiles and its 7-day count."""
 
@@ -129,7 +129,7 @@ class TrendCandidate:
     last_seen: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Popular:
     """The global row: the most interacted-with items, ``(item_id, total)`` by total
     descending, and the trending candidates (ranked at read time: the score moves with time)."""

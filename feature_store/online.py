@@ -1,9 +1,10 @@
 """The online feature store: the port (``FeatureStore``) and its DynamoDB adapter.
 
 Two storage primitives per backend: ``fetch`` (rows by key, optionally projected) and
-``write_row``. Everything else, the feature reads with TTL at read time included, is written once
-in ``FeatureStore``; ``feature_store.memory`` is the in-memory backend, and one contract suite runs
-over both (tests/contract/test_online_store_contract.py).
+``write_row`` (``write_rows`` writes many; a backend may do that its own way). Everything else,
+the feature reads with TTL at read time included, is written once in ``FeatureStore``;
+``feature_store.memory`` is the in-memory backend, and one contract suite runs over both
+(tests/contract/test_online_store_contract.py).
 
 Writes are optimistic: a row is written only if its ``version`` is still the one that was read
 (or, for a new row, if it does not exist yet). A rejected write means another writer got there
@@ -32,6 +33,7 @@ from feature_store.features import (
 )
 from feature_store.rows import Row, decode, encode, expires_at_ms
 from infra.errors import error_code, translate
+from infra.tasks import gather_or_cancel
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 _MAX_UNPROCESSED_ROUNDS = 8
@@ -59,6 +61,18 @@ class FeatureStore(ABC):
     async def write_row(self, row: Row) -> bool:
         """Store ``row`` as version ``row.version + 1`` if the stored version is ``row.version``
         (0: the row must not exist). False, and nothing written, when another writer was first."""
+
+    async def write_rows(self, rows: Sequence[Row], concurrency: int = 16) -> list[bool]:
+        """``write_row`` of each row, at most ``concurrency`` at a time; aligned with ``rows``.
+        When one raises, the others are cancelled and awaited before the error is raised, so no
+        write lands after this returned or raised."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def write(row: Row) -> bool:
+            async with limit:
+                return await self.write_row(row)
+
+        return await gather_or_cancel(write(row) for row in rows)
 
     async def read_rows(self, keys: Sequence[str]) -> list[Row | None]:
         """The whole rows of ``keys``, aligned with ``keys``; ``None`` where a row does not exist.

@@ -38,7 +38,7 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One stored row: its features, its version and its per-shard high-water marks.
 

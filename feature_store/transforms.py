@@ -6,11 +6,11 @@ the ones built live. Each transform takes the row as stored and the events not y
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from operator import itemgetter
 
 from feature_store import windows
 from feature_store.features import (
@@ -42,7 +42,7 @@ from feature_store.positions import Position
 from producers.events import Event
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sequenced:
     """An event with its place in the stream.
 
@@ -55,11 +55,11 @@ class Sequenced:
     sequence_number: str
     arrival_ms: int = 0  # when Kinesis accepted the record (ApproximateArrivalTimestamp), UTC ms
     sub_sequence: int = 0
+    # where the event is in its shard; positions compare in stream order
+    position: Position = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def position(self) -> Position:
-        """Where the event is in its shard; positions compare in stream order."""
-        return Position(int(self.sequence_number), self.sub_sequence)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "position", Position(int(self.sequence_number), self.sub_sequence))
 
     @property
     def mark(self) -> str:
@@ -75,28 +75,31 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     seen = dict.fromkeys(state.seen)
     last_seen = state.last_seen
     session = state.session
-    stamps: dict[str, list[int]] = {}
-    genre_stamps: dict[str, list[int]] = {}
+    stamps: defaultdict[str, list[int]] = defaultdict(list)
+    genre_stamps: defaultdict[str, list[int]] = defaultdict(list)
+    newest = state.recent[0].timestamp if state.recent else None  # of the recent list
     for s in events:
         e = s.event
+        item, ts = e.item_id, e.timestamp
         kind = str(e.event_type)  # StrEnum: str() is the value, and cheaper than .value
-        entry = RecentItem(e.item_id, kind, e.timestamp, s.shard_id, s.mark)
-        if not recent or e.timestamp >= recent[next(reversed(recent))].timestamp:
-            recent.pop(e.item_id, None)
-            recent[e.item_id] = entry
+        entry = RecentItem(item, kind, ts, s.shard_id, s.mark)
+        if newest is None or ts >= newest:
+            recent.pop(item, None)
+            recent[item] = entry
+            newest = ts
             if len(recent) > RECENT_ITEMS:
                 del recent[next(iter(recent))]
         else:
             newest_first = _insert_recent(list(reversed(recent.values())), entry)
             recent = {r.item_id: r for r in reversed(newest_first[:RECENT_ITEMS])}
-        seen.pop(e.item_id, None)
-        seen[e.item_id] = None
-        if e.timestamp > last_seen:
-            last_seen = e.timestamp
+        seen.pop(item, None)
+        seen[item] = None
+        if ts > last_seen:
+            last_seen = ts
         session = next_session(session, e)
-        stamps.setdefault(kind, []).append(e.timestamp)
+        stamps[kind].append(ts)
         for genre in genres_of(e):
-            genre_stamps.setdefault(genre, []).append(e.timestamp)
+            genre_stamps[genre].append(ts)
     counts = Counter(state.counts)
     counts.update({kind: len(ts) for kind, ts in stamps.items()})
     tiles = {
@@ -127,14 +130,20 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
     )
 
 
-def genres_of(event: Event) -> list[str]:
+def genres_of(event: Event) -> tuple[str, ...]:
     """The genres/categories an event's context names (``GENRE_KEYS``, ``|``-separated)."""
     context = event.context or {}
     for key in GENRE_KEYS:
         value = context.get(key)
         if isinstance(value, str) and value:
-            return [g for g in dict.fromkeys(value.split("|")) if g]
-    return []
+            return _split_genres(value)
+    return ()
+
+
+@lru_cache(maxsize=4096)
+def _split_genres(value: str) -> tuple[str, ...]:
+    # an item's events all carry the same string: split it once
+    return tuple(g for g in dict.fromkeys(value.split("|")) if g)
 
 
 def next_session(session: Session | None, event: Event) -> Session | None:
@@ -158,10 +167,13 @@ def next_session(session: Session | None, event: Event) -> Session | None:
 
 
 def _extend(session: Session, event: Event) -> Session:
-    if session.items and session.items[0] == event.item_id:
-        items = session.items
+    item, items = event.item_id, session.items
+    if items and items[0] == item:
+        pass
+    elif item in items:
+        items = (item, *[i for i in items if i != item])
     else:
-        items = (event.item_id, *(i for i in session.items if i != event.item_id))
+        items = (item, *items[: SESSION_ITEMS - 1])
     ts = event.timestamp
     return Session(
         session.session_id,
@@ -188,6 +200,43 @@ def _insert_recent(recent: list[RecentItem], entry: RecentItem) -> list[RecentIt
 
 
 CovisitWindow = list[tuple[str, int]]  # (item, weight) co-visited by one event
+COVIS_WEIGHTS = tuple(range(COVIS_WINDOW, 0, -1))  # by recency rank: newest COVIS_WINDOW, ..., 1
+
+
+def covisited(history: UserFeatures, events: Sequence[Sequenced]) -> Iterator[list[str]]:
+    """Per event in stream order: the items it co-visits, newest first; the ``n``-th of them
+    weighs ``COVIS_WEIGHTS[n]`` (see ``covisit_windows``).
+
+    Only the newest ``COVIS_WINDOW + 1`` distinct items of the user's recent list are needed
+    (the window, and the event's own item if among them): they evolve exactly as the head of the
+    whole list does (``fold_user``), an insertion never needs an item from further down. They are
+    kept as two short lists (items, event times), newest first.
+    """
+    keep = COVIS_WINDOW + 1
+    head = history.recent[:keep]
+    items = [r.item_id for r in head]
+    stamps = [r.timestamp for r in head]
+    for s in events:
+        e = s.event
+        item, ts = e.item_id, e.timestamp
+        yield [i for i in items if i != item][:COVIS_WINDOW]
+        if item in items:
+            at = items.index(item)
+            if not stamps or ts >= stamps[0]:  # the usual case: the user's newest event
+                del items[at], stamps[at]
+            elif stamps[at] > ts:
+                continue  # a late event does not displace a newer interaction with its item
+            else:
+                del items[at], stamps[at]
+        if not stamps or ts >= stamps[0]:
+            items.insert(0, item)
+            stamps.insert(0, ts)
+        else:  # a late event: in its place by event time, after those at the same time
+            at = next((n for n, t in enumerate(stamps) if t <= ts), len(stamps))
+            items.insert(at, item)
+            stamps.insert(at, ts)
+        if len(items) > keep:
+            del items[keep:], stamps[keep:]
 
 
 def covisit_windows(
@@ -200,26 +249,20 @@ def covisit_windows(
     newest of them weighs ``COVIS_WINDOW``, the next one less, the oldest 1 (recency weighted,
     in integers so that sums do not depend on the order they are added in).
     """
-    result: list[tuple[Sequenced, CovisitWindow]] = []
-    # the newest COVIS_WINDOW + 1 distinct items (the window, and the event's own item if among
-    # them) evolve exactly as the head of the whole recent list does: an insertion never needs
-    # an item from further down
-    keep = COVIS_WINDOW + 1
-    recent = list(history.recent[:keep])
-    for s in events:
-        e = s.event
-        others = [r.item_id for r in recent if r.item_id != e.item_id][:COVIS_WINDOW]
-        result.append((s, [(other, COVIS_WINDOW - rank) for rank, other in enumerate(others)]))
-        entry = RecentItem(e.item_id, str(e.event_type), e.timestamp, s.shard_id, s.mark)
-        recent = _insert_recent(recent, entry)[:keep]
-    return result
+    return [
+        (s, list(zip(others, COVIS_WEIGHTS, strict=False)))
+        for s, others in zip(events, covisited(history, events), strict=True)
+    ]
 
 
 def fold_item(
-    state: ItemFeatures, events: Sequence[Event], covisited: Iterable[tuple[str, int]]
+    state: ItemFeatures,
+    events: Sequence[Event],
+    covisited: Iterable[tuple[str, int]] | dict[str, int],
 ) -> ItemFeatures:
     """The item's features after ``events`` on it and the ``(item, weight)`` co-visits they
-    brought. Co-visits are pruned to the top ``COVIS_TOP_K`` once past ``COVIS_KEEP``."""
+    brought (pairs, or their sums by item). Co-visits are pruned to the top ``COVIS_TOP_K``
+    once past ``COVIS_KEEP``."""
     counts = dict(state.counts)
     last_seen = state.last_seen
     for e in events:
@@ -227,10 +270,17 @@ def fold_item(
         counts[kind] = counts.get(kind, 0) + 1
         if e.timestamp > last_seen:
             last_seen = e.timestamp
-    covis = dict(state.covis)
-    get = covis.get
-    for other, weight in covisited:
-        covis[other] = get(other, 0) + weight
+    if isinstance(covisited, dict):
+        # the union at C speed, then the sums of the items in both
+        old = state.covis
+        covis = old | covisited
+        for other in old.keys() & covisited.keys():
+            covis[other] = old[other] + covisited[other]
+    else:
+        covis = dict(state.covis)
+        get = covis.get
+        for other, weight in covisited:
+            covis[other] = get(other, 0) + weight
     if len(covis) > COVIS_KEEP:
         covis = dict(top_covisited(covis, COVIS_TOP_K))
     tiles = windows.add(state.tiles, ITEM_RESOLUTIONS, [e.timestamp for e in events], last_seen)
@@ -239,12 +289,14 @@ def fold_item(
 
 def top_covisited(covis: dict[str, int], k: int = COVIS_TOP_K) -> list[tuple[str, int]]:
     """The ``k`` heaviest co-visited items, heaviest first (ties by item id)."""
-    if len(covis) > 2 * k:  # most entries are far below the k-th weight: cut them cheaply first
-        cut = heapq.nlargest(k, covis.values())[-1]
+    if len(covis) > k:  # most entries are below the k-th weight: cut them cheaply first
+        cut = sorted(covis.values(), reverse=True)[k - 1]
         candidates = [kv for kv in covis.items() if kv[1] >= cut]
     else:
         candidates = list(covis.items())
-    return sorted(candidates, key=lambda kv: (-kv[1], kv[0]))[:k]
+    candidates.sort(key=itemgetter(0))
+    candidates.sort(key=itemgetter(1), reverse=True)  # stable: ties stay by item id
+    return candidates[:k]
 
 
 def trending_score(recent: dict[int, int], week: int, now_ms: int) -> float:
@@ -259,7 +311,12 @@ def trending_score(recent: dict[int, int], week: int, now_ms: int) -> float:
 
 def trend_candidate(item: ItemFeatures) -> TrendCandidate:
     """What the global row keeps of an item to rank it as trending later."""
-    week = windows.count(item.tiles, ITEM_WEEK, item.last_seen)
+    hourly = item.tiles.get(ITEM_WEEK.resolution.name, {})
+    last = item.last_seen // ITEM_WEEK.resolution.size_ms
+    if hourly and max(hourly) <= last and min(hourly) > last - ITEM_WEEK.buckets:
+        week = sum(hourly.values())  # the usual case: every kept bucket is in the week
+    else:
+        week = windows.count(item.tiles, ITEM_WEEK, item.last_seen)
     return TrendCandidate(item.item_id, dict(item.tiles.get(M5.name, {})), week, item.last_seen)
 
 

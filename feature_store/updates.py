@@ -15,10 +15,9 @@ row's mark also proves that the items took every event at or below it.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from feature_store.features import (
     POPULAR_KEY,
@@ -29,18 +28,17 @@ from feature_store.features import (
     user_key,
 )
 from feature_store.online import BATCH_GET_LIMIT, FeatureStore
-from feature_store.positions import BEFORE_ALL, Position
-from feature_store.rows import Row
+from feature_store.positions import Position
+from feature_store.rows import Features, Row
 from feature_store.transforms import (
-    CovisitWindow,
+    COVIS_WEIGHTS,
     Sequenced,
     covisit_windows,
+    covisited,
     fold_item,
     fold_user,
     merge_popular,
 )
-from infra.tasks import gather_or_cancel
-from producers.events import Event
 
 Compute = Callable[[Row | None], Row | None]  # stored row -> row to write, or None: nothing new
 MAX_CONFLICT_RETRIES = 20
@@ -55,46 +53,39 @@ class FeatureStats:
     write_conflicts: int = 0
 
 
-@dataclass
-class _ItemDelta:
-    """What a batch brings one item row: its events, and the co-visits summed per item."""
+class _Covisits:
+    """What a batch brings the item rows through co-visitation: the sums per item pair, and how
+    to recount them for a row that already took part of the batch."""
 
-    item_id: str
-    sources: list[tuple[Sequenced, CovisitWindow]]  # every event's window, shared by all items
-    events: list[Sequenced] = field(default_factory=list)
-    covisits: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.sums: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        self._histories: list[tuple[UserFeatures, list[Sequenced]]] = []
+        self._by_item: defaultdict[str, list[tuple[Position, str, int]]] | None = None
 
-    def above(self, mark: Position, first: Position) -> tuple[list[Event], list[tuple[str, int]]]:
-        """The events and co-visits from records above ``mark``. The usual case, a row that
-        took nothing of this batch yet (``mark`` before the batch's ``first`` record), takes
-        them all, summed; otherwise (redelivery after a partial write) they are recounted from
-        the records above the mark."""
-        if mark < first:
-            return [s.event for s in self.events], list(self.covisits.items())
-        events = [s.event for s in self.events if s.position > mark]
-        covisits: list[tuple[str, int]] = []
-        for source, window in self.sources:
-            if source.position <= mark:
-                continue
-            if source.event.item_id == self.item_id:
-                covisits += window
-            else:
-                covisits += [
-                    (source.event.item_id, w) for other, w in window if other == self.item_id
-                ]
-        return events, covisits
+    def add(self, history: UserFeatures, events: list[Sequenced]) -> None:
+        """Add the pairs of one user's ``events`` (above its mark), given its stored state."""
+        self._histories.append((history, events))
+        sums = self.sums
+        for s, others in zip(events, covisited(history, events), strict=True):
+            item = s.event.item_id
+            forward = sums[item]
+            for other, weight in zip(others, COVIS_WEIGHTS, strict=False):
+                forward[other] = forward.get(other, 0) + weight
+                back = sums[other]
+                back[item] = back.get(item, 0) + weight
 
-
-class _Deltas(dict[str, _ItemDelta]):
-    """Item deltas by item id, made on first use (a dict hit stays a C-speed lookup)."""
-
-    def __init__(self, sources: list[tuple[Sequenced, CovisitWindow]]) -> None:
-        super().__init__()
-        self._sources = sources
-
-    def __missing__(self, item_id: str) -> _ItemDelta:
-        made = self[item_id] = _ItemDelta(item_id, self._sources)
-        return made
+    def above(self, item_id: str, mark: Position) -> list[tuple[str, int]]:
+        """The co-visits ``item_id`` takes from records above ``mark``, recounted (the rare
+        case: redelivery after a partial write)."""
+        if self._by_item is None:
+            self._by_item = defaultdict(list)
+            for history, events in self._histories:
+                for source, window in covisit_windows(history, events):
+                    item = source.event.item_id
+                    for other, weight in window:
+                        self._by_item[item].append((source.position, other, weight))
+                        self._by_item[other].append((source.position, item, weight))
+        return [(other, w) for at, other, w in self._by_item.get(item_id, ()) if at > mark]
 
 
 class FeatureUpdater:
@@ -102,7 +93,7 @@ class FeatureUpdater:
 
     def __init__(self, store: FeatureStore, concurrency: int = 16) -> None:
         self._store = store
-        self._limit = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self.stats = FeatureStats()
 
     async def apply(self, shard_id: str, events: Sequence[Sequenced]) -> None:
@@ -112,78 +103,109 @@ class FeatureUpdater:
         if not events:
             return
         shard, first, last = shard_id, events[0].position, events[-1].mark
-        total = len(events)
-        by_user: dict[str, list[Sequenced]] = defaultdict(list)
+        by_user: defaultdict[str, list[Sequenced]] = defaultdict(list)
+        by_item: defaultdict[str, list[Sequenced]] = defaultdict(list)
         for s in events:
             by_user[s.event.user_id].append(s)
+            by_item[s.event.item_id].append(s)
         user_keys = [user_key(u) for u in by_user]
         user_rows = dict(zip(user_keys, await self._store.read_rows(user_keys), strict=True))
 
-        sources: list[tuple[Sequenced, CovisitWindow]] = []
-        deltas = _Deltas(sources)
-
-        for user_id, user_events in by_user.items():
-            stored = user_rows[user_key(user_id)]
-            state = stored.features if stored else UserFeatures(user_id)
-            assert isinstance(state, UserFeatures)
-            for s in user_events:
-                deltas[s.event.item_id].events.append(s)
+        covisits = _Covisits()
+        for key, user_events in zip(user_keys, by_user.values(), strict=True):
+            stored = user_rows[key]
             # user rows are written after every item row of the batch: events at or below the
             # user's mark already took effect on the items, and the stored state is exactly the
             # user's history before the events above it
-            mark = stored.mark(shard) if stored else BEFORE_ALL
-            new = [s for s in user_events if s.position > mark]
-            for source, window in covisit_windows(state, new):
-                if not window:
-                    continue
-                sources.append((source, window))
-                item_id = source.event.item_id
-                forward = deltas[item_id].covisits
-                for other, weight in window:
-                    forward[other] = forward.get(other, 0) + weight
-                    back = deltas[other].covisits
-                    back[item_id] = back.get(item_id, 0) + weight
+            if stored is None:
+                covisits.add(UserFeatures(user_events[0].event.user_id), user_events)
+                continue
+            assert isinstance(stored.features, UserFeatures)
+            mark = stored.mark(shard)
+            new = user_events if mark < first else [s for s in user_events if s.position > mark]
+            if new:
+                covisits.add(stored.features, new)
 
-        items = {item_key(i): _item_compute(i, d, shard, first, last) for i, d in deltas.items()}
-        keys = list(items)
-        written: list[Row | None] = []
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
+        item_ids = list(by_item.keys() | covisits.sums.keys())
+        item_ids.sort()  # the same order every time: conflicting writers meet rows alike
+        no_events: list[Sequenced] = []
+        end = events[-1].position
+        no_covisits: dict[str, int] = {}
+
+        def item_compute(item_id: str) -> Compute:
+            item_events = by_item.get(item_id, no_events)
+            sums = covisits.sums.get(item_id, no_covisits)
+
+            def compute(stored: Row | None) -> Row | None:
+                row = stored or Row(item_key(item_id), ItemFeatures(item_id))
+                mark = row.mark(shard)
+                if mark < first:  # the usual case: the row took nothing of this batch yet
+                    taken = [s.event for s in item_events]
+                    pairs: Iterable[tuple[str, int]] | dict[str, int] = sums
+                elif mark >= end:
+                    return None  # it took the whole batch
+                else:
+                    taken = [s.event for s in item_events if s.position > mark]
+                    pairs = covisits.above(item_id, mark)
+                    if not taken and not pairs:
+                        return None
+                assert isinstance(row.features, ItemFeatures)
+                return _advance(row, fold_item(row.features, taken, pairs), shard, last)
+
+            return compute
+
+        touched: list[ItemFeatures] = []
+        for start in range(0, len(item_ids), BATCH_GET_LIMIT):
             # read each chunk just before writing it: a short read-write window, few conflicts
-            chunk = keys[start : start + BATCH_GET_LIMIT]
+            chunk = [item_key(i) for i in item_ids[start : start + BATCH_GET_LIMIT]]
             stored_items = dict(zip(chunk, await self._store.read_rows(chunk), strict=True))
-            written += await self._apply_all({k: items[k] for k in chunk}, stored_items)
-        users = {u: _user_compute(u, events, shard, last) for u, events in by_user.items()}
-        await self._apply_all({user_key(u): c for u, c in users.items()}, user_rows)
-        touched = [
-            row.features
-            for row in written
-            if row is not None and isinstance(row.features, ItemFeatures)
-        ]
+            computes = {k: item_compute(i) for k, i in zip(chunk, item_ids[start:], strict=False)}
+            for row in (await self._write(computes, stored_items)).values():
+                if row is not None and isinstance(row.features, ItemFeatures):
+                    touched.append(row.features)
+        users = {
+            key: _user_compute(user_id, user_events, shard, last)
+            for key, (user_id, user_events) in zip(user_keys, by_user.items(), strict=True)
+        }
+        await self._write(users, user_rows)
         (popular,) = await self._store.read_rows([POPULAR_KEY])
-        await self._apply(POPULAR_KEY, _popular_compute(touched), popular)
-        self.stats.events += total
+        await self._write({POPULAR_KEY: _popular_compute(touched)}, {POPULAR_KEY: popular})
+        self.stats.events += len(events)
 
-    async def _apply_all(
+    async def _write(
         self, computes: dict[str, Compute], stored: dict[str, Row | None]
-    ) -> list[Row | None]:
-        """Apply every row concurrently; a failed write cancels the others before it raises, so
-        no write of the batch lands after ``apply`` raised."""
-        return await gather_or_cancel(self._apply(k, c, stored[k]) for k, c in computes.items())
-
-    async def _apply(self, key: str, compute: Compute, stored: Row | None) -> Row | None:
-        """Write ``compute(stored)``; on a version conflict re-read and recompute. Returns the row
-        as written (or as stored when there was nothing new)."""
-        async with self._limit:
-            for _ in range(MAX_CONFLICT_RETRIES):
-                row = compute(stored)
-                if row is None:
-                    return stored
-                if await self._store.write_row(row):
-                    self.stats.rows_written += 1
-                    return row
-                self.stats.write_conflicts += 1
-                (stored,) = await self._store.read_rows([key])
-        raise RuntimeError(f"row {key!r}: still conflicting after {MAX_CONFLICT_RETRIES} retries")
+    ) -> dict[str, Row | None]:
+        """Write ``compute(stored)`` of every row, together; rows whose write was rejected (a
+        version conflict) are re-read and recomputed. Returns each row as written (or as stored
+        when there was nothing new). A failed write cancels the others before it raises, so no
+        write of the batch lands after this raised."""
+        result: dict[str, Row | None] = {}
+        pending = dict(stored)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            rows: dict[str, Row] = {}
+            for key, row in pending.items():
+                new = computes[key](row)
+                if new is None:
+                    result[key] = row
+                else:
+                    rows[key] = new
+            if not rows:
+                return result
+            accepted = await self._store.write_rows(list(rows.values()), self._concurrency)
+            rejected = []
+            for (key, row), ok in zip(rows.items(), accepted, strict=True):
+                if ok:
+                    result[key] = row
+                else:
+                    rejected.append(key)
+            self.stats.rows_written += len(rows) - len(rejected)
+            self.stats.write_conflicts += len(rejected)
+            if not rejected:
+                return result
+            pending = dict(zip(rejected, await self._store.read_rows(rejected), strict=True))
+        raise RuntimeError(
+            f"rows {sorted(pending)[:3]}: still conflicting after {MAX_CONFLICT_RETRIES} retries"
+        )
 
 
 def _user_compute(user_id: str, events: Sequence[Sequenced], shard: str, last: str) -> Compute:
@@ -198,20 +220,6 @@ def _user_compute(user_id: str, events: Sequence[Sequenced], shard: str, last: s
     return compute
 
 
-def _item_compute(
-    item_id: str, delta: _ItemDelta, shard: str, first: Position, last: str
-) -> Compute:
-    def compute(stored: Row | None) -> Row | None:
-        row = stored or Row(item_key(item_id), ItemFeatures(item_id))
-        events, covisited = delta.above(row.mark(shard), first)
-        if not events and not covisited:
-            return None
-        assert isinstance(row.features, ItemFeatures)
-        return _advance(row, fold_item(row.features, events, covisited), shard, last)
-
-    return compute
-
-
 def _popular_compute(items: list[ItemFeatures]) -> Compute:
     def compute(stored: Row | None) -> Row | None:
         row = stored or Row(POPULAR_KEY, Popular())
@@ -222,6 +230,6 @@ def _popular_compute(items: list[ItemFeatures]) -> Compute:
     return compute
 
 
-def _advance(row: Row, features: object, shard: str, last: str) -> Row:
+def _advance(row: Row, features: Features, shard: str, last: str) -> Row:
     """The row with new features and this shard's mark moved to the batch's last record."""
-    return replace(row, features=features, marks={**row.marks, shard: last})
+    return Row(row.key, features, row.version, {**row.marks, shard: last})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from feature_store.features import (
     COVIS_KEEP,
     COVIS_TOP_K,
@@ -69,6 +72,27 @@ def test_covisit_windows_are_the_previous_items_recency_weighted() -> None:
     many = [seq(n, f"i{n}") for n in range(COVIS_WINDOW + 3)]
     (_, last), *_ = reversed(covisit_windows(UserFeatures("u1"), many))
     assert len(last) == COVIS_WINDOW and min(w for _, w in last) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdefghijklmn"), st.integers(0, 40)), max_size=60),
+    st.integers(0, 59),
+)
+def test_covisit_windows_follow_the_recent_list_with_late_events(
+    stream: list[tuple[str, int]], cut: int
+) -> None:
+    """The windows are computed from a short head of the recent list; they must be what the
+    whole list (fold_user) holds before each event, late events and repeats included, and the
+    same when the history was folded in a previous batch."""
+    events = [seq(n + 1, item, ts=T0 + t) for n, (item, t) in enumerate(stream)]
+    cut = min(cut, len(events))
+    history = fold_user(UserFeatures("u1"), events[:cut])
+    for at, (source, window) in enumerate(covisit_windows(history, events[cut:])):
+        before = fold_user(history, events[cut : cut + at]) if at else history
+        others = [r.item_id for r in before.recent if r.item_id != source.event.item_id]
+        weights = range(COVIS_WINDOW, 0, -1)
+        assert window == list(zip(others[:COVIS_WINDOW], weights, strict=False))
 
 
 def test_fold_item_counts_per_type_and_sums_covisit_weights() -> None:
