@@ -82,7 +82,8 @@ def fold_user(state: UserFeatures, events: Sequence[Sequenced]) -> UserFeatures:
         e = s.event
         item, ts = e.item_id, e.timestamp
         kind = str(e.event_type)  # StrEnum: str() is the value, and cheaper than .value
-        entry = RecentItem(item, kind, ts, s.shard_id, s.mark)
+        mark = s.sequence_number if not s.sub_sequence else s.mark
+        entry = RecentItem(item, kind, ts, s.shard_id, mark)
         if newest is None or ts >= newest:
             recent.pop(item, None)
             recent[item] = entry
@@ -203,9 +204,11 @@ CovisitWindow = list[tuple[str, int]]  # (item, weight) co-visited by one event
 COVIS_WEIGHTS = tuple(range(COVIS_WINDOW, 0, -1))  # by recency rank: newest COVIS_WINDOW, ..., 1
 
 
-def covisited(history: UserFeatures, events: Sequence[Sequenced]) -> Iterator[list[str]]:
-    """Per event in stream order: the items it co-visits, newest first; the ``n``-th of them
-    weighs ``COVIS_WEIGHTS[n]`` (see ``covisit_windows``).
+def covisited(
+    history: UserFeatures, events: Sequence[Sequenced]
+) -> Iterator[tuple[str, list[str]]]:
+    """Per event in stream order: its item and the items it co-visits, newest first; the
+    ``n``-th of them weighs ``COVIS_WEIGHTS[n]`` (see ``covisit_windows``).
 
     Only the newest ``COVIS_WINDOW + 1`` distinct items of the user's recent list are needed
     (the window, and the event's own item if among them): they evolve exactly as the head of the
@@ -219,7 +222,7 @@ def covisited(history: UserFeatures, events: Sequence[Sequenced]) -> Iterator[li
     for s in events:
         e = s.event
         item, ts = e.item_id, e.timestamp
-        yield [i for i in items if i != item][:COVIS_WINDOW]
+        yield item, [i for i in items if i != item][:COVIS_WINDOW]
         if item in items:
             at = items.index(item)
             if not stamps or ts >= stamps[0]:  # the usual case: the user's newest event
@@ -251,7 +254,7 @@ def covisit_windows(
     """
     return [
         (s, list(zip(others, COVIS_WEIGHTS, strict=False)))
-        for s, others in zip(events, covisited(history, events), strict=True)
+        for s, (_, others) in zip(events, covisited(history, events), strict=True)
     ]
 
 

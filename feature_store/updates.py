@@ -66,11 +66,11 @@ class _Covisits:
         """Add the pairs of one user's ``events`` (above its mark), given its stored state."""
         self._histories.append((history, events))
         sums = self.sums
-        for s, others in zip(events, covisited(history, events), strict=True):
-            item = s.event.item_id
+        for item, others in covisited(history, events):
             forward = sums[item]
-            for other, weight in zip(others, COVIS_WEIGHTS, strict=False):
-                forward[other] = forward.get(other, 0) + weight
+            get = forward.get
+            for other, weight in zip(others, COVIS_WEIGHTS):  # noqa: B905 (others is shorter)
+                forward[other] = get(other, 0) + weight
                 back = sums[other]
                 back[item] = back.get(item, 0) + weight
 

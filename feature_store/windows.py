@@ -15,7 +15,6 @@ event seen are dropped: no read at or after the newest event can need them.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -75,10 +74,11 @@ def add(
         else:
             buckets = {i: n for i, n in old.items() if i > floor}
         size = r.size_ms
-        # events cluster in time: count them per bucket at C speed, then add the few buckets
-        for index, n in Counter([ts // size for ts in stamps]).items():
+        get = buckets.get
+        for ts in stamps:
+            index = ts // size
             if index > floor:
-                buckets[index] = buckets.get(index, 0) + n
+                buckets[index] = get(index, 0) + 1
         result[r.name] = buckets
     return result
 
