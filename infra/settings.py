@@ -128,7 +128,15 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the recommender API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
     cache_prefix: str = Field("streamrec:recs", description="Key prefix of the Redis cache.")
-    cache_ttl_seconds: int = Field(60, ge=1, description="Lifetime of a cached recommendation.")
+    cache_ttl_seconds: int = Field(
+        60, ge=1, lt=7 * 24 * 3600, description="Lifetime of a cached recommendation."
+    )
+    recommend_deadline_seconds: float = Field(
+        0.25,
+        gt=0,
+        description="How long a recommendation may wait for the online features before the "
+        "worker answers with popular items, flagged as degraded.",
+    )
     ingest_api_keys: SecretStr | None = Field(
         None,
         description="Comma-separated API keys accepted by POST /events; ingest is off when unset.",

@@ -20,11 +20,18 @@ from feature_store.online import OnlineStore
 from infra.clients import async_client, client
 from infra.settings import Settings
 from models.cache import make_cache
+from models.catalog import ItemCatalog
 from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
 from models.worker import create_app
 from producers.producer import EventProducer
-from streamrec.parts import dead_letter_of, features_of, lander_of, offline_store_of
+from streamrec.parts import (
+    dead_letter_of,
+    features_of,
+    invalidator_of,
+    lander_of,
+    offline_store_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +72,11 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
                 for service in ("kinesis", "dynamodb", "s3", "glue", "dynamodb")
             ]
         )
+        invalidate = await stack.enter_async_context(invalidator_of(settings))
         online = OnlineStore(clients.dynamodb, settings.features_table)
         offline = offline_store_of(settings, clients.s3, clients.glue)
-        features, lander = features_of(settings, online), lander_of(settings, offline)
+        features = features_of(settings, online, invalidate)
+        lander = lander_of(settings, offline)
         runner = build_runner(settings, clients, [features, lander])
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
 
@@ -113,8 +122,11 @@ async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
 
 
 @asynccontextmanager
-async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncIterator[FastAPI]:
-    """The recommender API over ``online``, caching in Redis if the settings name one.
+async def recommender_app(
+    settings: Settings, online: OnlineStore, catalog: ItemCatalog | None = None
+) -> AsyncIterator[FastAPI]:
+    """The recommender API over ``online``, caching in Redis if the settings name one; genre
+    filters and content candidates know the genres of ``catalog``'s items.
 
     ``POST /events`` publishes to the settings' stream when ``ingest_api_keys`` is set (it
     answers 503 otherwise). The cache and the ingest producer close when the block ends.
@@ -127,7 +139,12 @@ async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncItera
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
         yield create_app(
-            Recommender(online), cache, ttl_seconds=settings.cache_ttl_seconds, ingest=ingest
+            Recommender(online, catalog),
+            cache,
+            ttl_seconds=settings.cache_ttl_seconds,
+            ingest=ingest,
+            store=online,
+            deadline_seconds=settings.recommend_deadline_seconds,
         )
     finally:
         await cache.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import httpx
@@ -22,12 +22,13 @@ from feature_store.online import OnlineStore
 from feature_store.rows import Row
 from infra.clients import async_client
 from infra.settings import Settings
-from models.cache import CacheError, InMemoryCache
+from models.cache import CacheError, InMemoryCache, Lookup
 from models.recommender import Recommender
 from models.worker import create_app, running
 
 # u1 recently saw a (newest) then b; x is seen too. Expected for k=3:
-#   c: 3*1 + 1*0.5 = 3.5 (mostly from a), d: 4*0.5 = 2.0, then the most popular unseen item, e.
+#   c: 3*1 + 1*0.5 = 3.5 (mostly from a), d: 4*0.5 = 2.0 (scaled by 3.5: 1 and 0.571429),
+#   then the most popular unseen item, e.
 USER = UserFeatures(
     "u1",
     recent=(
@@ -80,8 +81,8 @@ async def test_recommends_co_visited_items_then_popular_excluding_seen(
     assert body["k"] == 3
     assert body["cached"] is False
     assert body["recommendations"] == [
-        {"item_id": "c", "score": 3.5, "reason": "seen with a"},
-        {"item_id": "d", "score": 2.0, "reason": "seen with b"},
+        {"item_id": "c", "score": 1.0, "reason": "seen with a"},  # scaled by the best
+        {"item_id": "d", "score": 0.571429, "reason": "seen with b"},
         {"item_id": "e", "score": 50.0, "reason": "popular"},
     ]
     returned = {r["item_id"] for r in body["recommendations"]}
@@ -127,13 +128,13 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 class BrokenCache:
     """A cache whose backend is down."""
 
-    async def get(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+    async def get(self, user_id: str, variant: str | int) -> Lookup:
         raise CacheError("down")
 
-    async def set(self, user_id: str, k: int, recs: Any, ttl_seconds: float) -> None:
+    async def set(self, user_id: str, variant: str | int, recs: Any, ttl: float, g: int) -> None:
         raise CacheError("down")
 
-    async def invalidate(self, user_id: str) -> None:
+    async def invalidate(self, user_ids: Collection[str]) -> None:
         raise CacheError("down")
 
     async def close(self) -> None:
