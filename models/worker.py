@@ -40,8 +40,8 @@ from feature_store.transforms import trending_score
 from models.cache import CacheError, Lookup, RecommendationCache
 from models.filters import Filters
 from models.ingest import IngestConfig, ingest_router
-from models.metrics import WorkerMetrics
 from models.recommender import Recommendation, Recommender
+from models.worker_metrics import WorkerMetrics
 from producers.events import ID_PATTERN, MAX_ID_CHARS
 
 log = logging.getLogger(__name__)
