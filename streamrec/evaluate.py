@@ -73,6 +73,11 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     log = InteractionLog.from_events(load_movielens(args.events))
     report = evaluate(log, specs, names, progress=lambda line: print(line, file=sys.stderr))
     report["wall_s"] = time.perf_counter() - began
+    if not report["data"]["test_users"]:
+        print(
+            "streamrec evaluate: no user has two interactions: nothing was evaluated",
+            file=sys.stderr,
+        )
     print(json.dumps(report) if args.json else _table(report))
     return 0
 

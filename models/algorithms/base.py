@@ -80,7 +80,9 @@ class Fitted:
         self._fit()
         return self
 
-    def _set_data(self, matrix: sp.csr_matrix, users: tuple[str, ...], items: tuple[str, ...]):
+    def _set_data(
+        self, matrix: sp.csr_matrix, users: tuple[str, ...], items: tuple[str, ...]
+    ) -> None:
         self.matrix = matrix.astype(np.float32).tocsr()
         self.users, self.items = users, items
         self.item_index = {item: k for k, item in enumerate(items)}
