@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.apply import apply
 from infra.settings import Settings
+from streamrec.evaluate import add_model_parsers
 from streamrec.replay_args import add_replay_parser
 
 
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
     add_replay_parser(sub)
+    add_model_parsers(sub)
     _sql_parser(sub)
     return parser
 
