@@ -162,7 +162,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from streamrec.wiring import pipeline, recommender_app
 
     async def run() -> None:
-        async with pipeline(settings) as p, recommender_app(settings, p.online) as app:
+        async with (
+            pipeline(settings) as p,
+            recommender_app(settings, p.online, s3=p.clients.s3) as app,
+        ):
             await serve(app, settings.api_host, settings.api_port)
 
     asyncio.run(run())

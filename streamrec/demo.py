@@ -89,7 +89,9 @@ async def consume_and_serve(
     async with pipeline(settings) as p:
         await consume(p, produced)
         async with (
-            recommender_app(settings, p.online, ItemCatalog.from_events(events)) as app,
+            recommender_app(
+                settings, p.online, ItemCatalog.from_events(events), p.clients.s3
+            ) as app,
             running(app, settings.api_host, settings.api_port) as url,
         ):
             summary = await summarise(p, produced, events, url)

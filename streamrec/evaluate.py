@@ -8,6 +8,7 @@ recommender) are added to ``model_specs()``'s mapping: a name -> ``ModelSpec(fac
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -40,9 +41,17 @@ def add_model_parsers(sub: Any) -> None:
     ev.add_argument("--events", type=_positive, help="use the first N ratings (default: all)")
     ev.set_defaults(func=run_evaluate)
 
-    train = sub.add_parser("train", help="fit one model on all the data and write its artifact")
+    train = sub.add_parser(
+        "train", help="fit one model on all the data; write its artifact and/or register it"
+    )
     train.add_argument("--model", default="ease", help="model name (default: ease)")
-    train.add_argument("--out", type=Path, required=True, help="artifact file to write (npz)")
+    train.add_argument("--out", type=Path, help="artifact file to write (npz)")
+    train.add_argument(
+        "--publish",
+        action="store_true",
+        help="register the version in the S3 model registry and promote it if it beats the "
+        "promoted one by STREAMREC_PROMOTION_MARGIN on validation ndcg@10",
+    )
     train.add_argument("--events", type=_positive, help="use the first N ratings (default: all)")
     train.set_defaults(func=run_train)
 
@@ -98,11 +107,15 @@ def _table(report: dict[str, Any]) -> str:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Tune on each user's last interaction, fit on everything, write the artifact."""
-    from models.evaluation import tune
+    """Tune on each user's last interaction, measure the chosen parameters there (validation),
+    fit on everything, then write the artifact and/or publish it; exit 2 on bad arguments."""
+    from models.evaluation import fit_and_measure, tune
     from models.interactions import InteractionLog, Interactions
     from producers.movielens import load_movielens
 
+    if args.out is None and not args.publish:
+        print("streamrec train: give --out FILE, --publish, or both", file=sys.stderr)
+        return 2
     specs = model_specs()
     if args.model not in specs:
         print(
@@ -113,19 +126,51 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     spec = specs[args.model]
     log = InteractionLog.from_events(load_movielens(args.events))
     params = dict(spec.grid[0]) if len(spec.grid) == 1 else tune(spec, log)[0]
+    _, validation = fit_and_measure(spec, params, log)
     began = time.perf_counter()
     model = spec.factory(**params).fit(Interactions.from_log(log))
     fit_s = time.perf_counter() - began
     data = model.to_bytes()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
-    summary = {
+    summary: dict[str, Any] = {
         "model": args.model,
         "params": params,
-        "out": str(args.out),
         "bytes": len(data),
         "interactions": len(log),
         "fit_s": fit_s,
+        "validation": {k: round(v, 6) for k, v in validation.items()},
     }
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(data)
+        summary["out"] = str(args.out)
+    if args.publish:
+        data_range = (int(log.timestamps.min()), int(log.timestamps.max())) if len(log) else (0, 0)
+        summary["registry"] = asyncio.run(
+            _publish(settings, args.model, data, validation, params, data_range, len(log))
+        )
     print(json.dumps(summary))
     return 0
+
+
+async def _publish(
+    settings: Settings,
+    name: str,
+    data: bytes,
+    validation: dict[str, float],
+    params: dict[str, Any],
+    data_range: tuple[int, int],
+    events: int,
+) -> dict[str, Any]:
+    from infra.clients import async_client
+    from models.registry import ModelRegistry
+
+    async with async_client("s3", settings) as s3:
+        registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
+        version = await registry.publish(name, data, validation, params, data_range, events)
+        promotion = await registry.promote(version, margin=settings.promotion_margin)
+    return {
+        "version": version.version,
+        "promoted": promotion.promoted,
+        "reason": promotion.reason,
+        "s3": f"s3://{settings.bucket}/{settings.models_prefix}{name}/versions/{version.version}/",
+    }

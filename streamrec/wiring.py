@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +24,8 @@ from models.cache import make_cache
 from models.catalog import ItemCatalog
 from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
+from models.registry import ModelRegistry, ModelVersion
+from models.reload import ModelReloader
 from models.worker import create_app
 from producers.producer import EventProducer
 from streamrec.parts import (
@@ -123,14 +126,36 @@ async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
 
 @asynccontextmanager
 async def recommender_app(
-    settings: Settings, online: OnlineStore, catalog: ItemCatalog | None = None
+    settings: Settings,
+    online: OnlineStore,
+    catalog: ItemCatalog | None = None,
+    s3: Any = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
     filters and content candidates know the genres of ``catalog``'s items.
 
-    ``POST /events`` publishes to the settings' stream when ``ingest_api_keys`` is set (it
-    answers 503 otherwise). The cache and the ingest producer close when the block ends.
+    With ``s3``, the promoted version of ``settings.serving_model`` in the model registry is
+    loaded and its item neighbours served, and a newly promoted one swapped in while serving
+    (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
+    when ``ingest_api_keys`` is set (it answers 503 otherwise). The cache, the reloader and the
+    ingest producer stop when the block ends.
     """
+    catalog = catalog or ItemCatalog()
+    recommender = Recommender(online, catalog)
+    stop = asyncio.Event()
+    reloading = None
+    if s3 is not None and settings.serving_model:
+
+        async def install(version: ModelVersion, artifact: bytes) -> None:
+            from models.serving import neighbour_table  # numpy and scipy: only once a model is
+
+            recommender.use(catalog, await asyncio.to_thread(neighbour_table, artifact))
+
+        registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
+        reloader = ModelReloader(
+            registry, settings.serving_model, install, settings.model_poll_seconds
+        )
+        reloading = asyncio.create_task(reloader.run(stop))
     cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
     publisher, ingest = None, None
     if settings.ingest_keys:
@@ -139,7 +164,7 @@ async def recommender_app(
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
         yield create_app(
-            Recommender(online, catalog),
+            recommender,
             cache,
             ttl_seconds=settings.cache_ttl_seconds,
             ingest=ingest,
@@ -147,6 +172,9 @@ async def recommender_app(
             deadline_seconds=settings.recommend_deadline_seconds,
         )
     finally:
+        stop.set()
+        if reloading is not None:
+            await reloading
         await cache.close()
         if publisher is not None:
             failed = await publisher.aclose()
