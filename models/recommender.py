@@ -235,13 +235,15 @@ class Recommender:
     ) -> None:
         self._store = store
         self._model = (catalog or ItemCatalog(), neighbours)
+        self.model_version = ""  # the batch model whose neighbours serve ("" for none)
         self._blend = blend
         self._clock = clock
         self._popular = _PopularCopy()
 
-    def use(self, catalog: ItemCatalog, neighbours: Neighbours | None) -> None:
-        """Serve with this catalog and these neighbours from now on."""
+    def use(self, catalog: ItemCatalog, neighbours: Neighbours | None, version: str = "") -> None:
+        """Serve with this catalog and these neighbours (of model ``version``) from now on."""
         self._model = (catalog, neighbours)
+        self.model_version = version
 
     async def popular(self) -> Popular:
         """The global row, read again when the copy is older than ``POPULAR_MAX_AGE_SECONDS``."""

@@ -149,7 +149,10 @@ def create_app(
             frozenset(include_genres),
             frozenset(exclude_genres),
         )
+        # answers of another model version or other filters are other entries
         variant = str(k) if filters.is_default else f"{k}-{filters.fingerprint()}"
+        if recommender.model_version:
+            variant = f"{variant}-{recommender.model_version}"
         reasons: list[str] = []
         lookup = await _cache_get(cache, user_id, variant, metrics)
         if lookup is None:

@@ -143,13 +143,14 @@ async def recommender_app(
     catalog = catalog or ItemCatalog()
     recommender = Recommender(online, catalog)
     stop = asyncio.Event()
-    reloading = None
+    reloader, reloading = None, None
     if s3 is not None and settings.serving_model:
 
         async def install(version: ModelVersion, artifact: bytes) -> None:
             from models.serving import neighbour_table  # numpy and scipy: only once a model is
 
-            recommender.use(catalog, await asyncio.to_thread(neighbour_table, artifact))
+            table = await asyncio.to_thread(neighbour_table, artifact)
+            recommender.use(catalog, table, version.version)
 
         registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
         reloader = ModelReloader(
@@ -163,7 +164,7 @@ async def recommender_app(
         publisher = ThreadedPublisher(producer)
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
-        yield create_app(
+        app = create_app(
             recommender,
             cache,
             ttl_seconds=settings.cache_ttl_seconds,
@@ -171,6 +172,8 @@ async def recommender_app(
             store=online,
             deadline_seconds=settings.recommend_deadline_seconds,
         )
+        app.state.reloader = reloader  # which model version serves (None: no registry)
+        yield app
     finally:
         stop.set()
         if reloading is not None:
