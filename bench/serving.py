@@ -1,0 +1,502 @@
+"""Benchmark of the recommender worker (issue 6). Prints one JSON object on stdout, progress on
+stderr.
+
+    .venv/bin/python bench/serving.py [--quick] [--moto subprocess|in-process] [--redis-url URL]
+
+Setup: MovieLens (all 100,004 ratings; ``--quick``: the first ``QUICK_EVENTS``), shifted so the
+newest is now (as the demo does, so that time windows hold data), folded into feature rows by
+``FeatureUpdater`` over the in-memory store (the same rows the processor writes to DynamoDB,
+without moto's ~300 conditional writes/s) and copied into the features table of the embedded
+moto with BatchWriteItem. The worker (``streamrec.wiring.recommender_app``: the MovieLens genre
+catalog, no batch model) caches in a real Redis (db 15, a key prefix of this run, deleted at the
+end) and is served over loopback by uvicorn (``models.worker.running``). Load comes from
+bench/http_load.py in a process of its own, ``CONCURRENCY`` requests in flight.
+
+Measurements, in this order:
+
+1. the client's own floor: the same client against a fixed-answer asyncio server (no framework);
+2. ``GET /healthz`` of the worker: uvicorn and FastAPI without any I/O;
+3. cache misses: every user once per round, in a shuffled order; the first round on an empty
+   cache, each later one after ``RedisCache.invalidate`` of every user (what the feature
+   processors do when a user's features change), so every answer is computed;
+4. cache hits: after a pass at concurrency 1 that caches the answers a miss round served
+   degraded (past the worker's deadline, not cached), users drawn at random, at
+   ``CONCURRENCY`` and at 1; the hit latencies are of the answers that said ``cached: true``
+   (``hit.cached`` of ``hit.requests``);
+5. the naive handler, served beside the worker: one GetItem per feature of the user, of each of
+   its ``SOURCE_ITEMS`` newest items and of the global row, one after another, nothing cached,
+   the same ``models.recommender.rank``;
+6. where a miss's time goes: the worker's reads and ``rank`` timed one request at a time.
+
+moto runs in a process of its own by default (``python -m infra.local``): in the worker's
+process its request threads hold the GIL the worker's event loop needs (``--moto in-process``
+measures that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from fastapi import FastAPI
+
+from feature_store.definitions import FEATURES
+from feature_store.features import POPULAR_KEY, ItemFeatures, UserFeatures, item_key, user_key
+from feature_store.memory import InMemoryOnlineStore
+from feature_store.online import ALWAYS_READ, OnlineStore
+from feature_store.rows import Row, decode, encode
+from feature_store.transforms import Sequenced
+from feature_store.updates import FeatureUpdater
+from infra.apply import apply
+from infra.clients import async_client, client
+from infra.local import embedded_stack, free_port
+from infra.settings import Settings
+from models.cache import RedisCache
+from models.catalog import ItemCatalog
+from models.recommender import SOURCE_ITEMS, rank
+from models.worker import running
+from producers.movielens import load_movielens
+from producers.replay import shift_to_now
+from streamrec.wiring import recommender_app
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD_CLIENT = Path(__file__).resolve().with_name("http_load.py")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+CONCURRENCY = 16
+K = 10
+SEED = 6
+SHARD = "replay"
+FOLD_BATCH = 20_000
+QUICK_EVENTS = 1_000
+FULL = {"floor": 10_000, "miss_rounds": 3, "hit": 20_000, "hit_c1": 2_000, "naive": 160}
+FULL |= {"same": 20, "breakdown": 100}  # users compared with the naive answer, users timed
+QUICK = {"floor": 200, "miss_rounds": 2, "hit": 300, "hit_c1": 50, "naive": 8}
+QUICK |= {"same": 3, "breakdown": 10}
+STARTUP_TIMEOUT_SECONDS = 20.0
+FIXED_ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n"
+    b'{"status":"ok"}'
+)
+
+
+def log(message: str) -> None:
+    """Progress, on stderr."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- the data ---------------------------------------------------------------------------------
+
+
+async def feature_rows(events: Sequence[Sequenced]) -> dict[str, Row]:
+    """The rows the feature processor makes of ``events`` (one shard, in this order)."""
+    store = InMemoryOnlineStore()
+    updater = FeatureUpdater(store)
+    for start in range(0, len(events), FOLD_BATCH):
+        await updater.apply(SHARD, events[start : start + FOLD_BATCH])
+    return store.rows()
+
+
+def copy_rows(settings: Settings, rows: Sequence[Row]) -> None:
+    """Write ``rows`` (as stored: versions and marks) to the features table, 25 a call."""
+    dynamodb = client("dynamodb", settings)
+    table = settings.features_table
+    for start in range(0, len(rows), 25):
+        request = {table: [{"PutRequest": {"Item": encode(r)}} for r in rows[start : start + 25]]}
+        while request:
+            request = dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems")
+
+
+# --- the naive handler ------------------------------------------------------------------------
+
+_BY_ENTITY = {e: [f for f in FEATURES if f.entity == e] for e in ("user", "item", "global")}
+
+
+def naive_app(dynamodb: Any, table: str, catalog: ItemCatalog) -> FastAPI:
+    """A handler reading every feature of every row it needs with a GetItem of its own, one
+    after another, caching nothing, and ranking with ``models.recommender.rank``."""
+    app = FastAPI(title="naive recommender")
+
+    async def row(key: str, entity: str) -> Row | None:
+        merged: dict[str, Any] = {}
+        for feature in _BY_ENTITY[entity]:
+            names = {f"#a{i}": a for i, a in enumerate((*ALWAYS_READ, *feature.attributes))}
+            response = await dynamodb.get_item(
+                TableName=table,
+                Key={"pk": {"S": key}},
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+            if "Item" not in response:
+                return None
+            merged.update(response["Item"])
+        return decode(merged)
+
+    @app.get("/recommendations/{user_id}")
+    async def recommendations(user_id: str, k: int = K) -> dict[str, Any]:
+        user_row = await row(user_key(user_id), "user")
+        user = user_row.features if user_row else None
+        assert user is None or isinstance(user, UserFeatures)
+        recent = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
+        items: list[ItemFeatures | None] = []
+        for item_id in recent:
+            item_row = await row(item_key(item_id), "item")
+            items.append(item_row.features if item_row else None)  # type: ignore[arg-type]
+        popular_row = await row(POPULAR_KEY, "global")
+        assert popular_row is not None, "the global row is missing"
+        now = int(time.time() * 1000)
+        recs = rank(user, items, popular_row.features, k, catalog=catalog, now_ms=now)  # type: ignore[arg-type]
+        return {
+            "user_id": user_id,
+            "k": k,
+            "recommendations": [r.__dict__ for r in recs],
+            "cached": False,
+        }
+
+    return app
+
+
+# --- servers and load -------------------------------------------------------------------------
+
+
+class _FixedAnswer(asyncio.Protocol):
+    """An HTTP/1.1 server that answers every request with the same bytes (the client's floor)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport: Any = transport
+        self._pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._pending += data
+        requests = self._pending.count(b"\r\n\r\n")
+        self._pending = self._pending.rsplit(b"\r\n\r\n", 1)[-1]
+        self._transport.write(FIXED_ANSWER * requests)
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto in a process of its own (``python -m infra.local``); yields its endpoint."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")  # as the in-process stack does: moto takes any
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local", "--port", str(port)], env=env, cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            try:
+                httpx.get(url, timeout=1.0)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start on {url}") from None
+                time.sleep(0.05)  # a poll interval, not a wait for something to happen
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def stack(moto: str) -> Iterator[str]:
+    """The embedded moto, in this process or in its own."""
+    if moto == "in-process":
+        with embedded_stack() as url:
+            yield url
+    else:
+        with moto_process() as url:
+            yield url
+
+
+async def load(
+    base_url: str,
+    paths: Sequence[str],
+    concurrency: int = CONCURRENCY,
+    client_name: str = "aiohttp",
+    warmup_path: str = "/healthz",
+) -> dict[str, Any]:
+    """``paths`` requested by bench/http_load.py at ``concurrency``: its raw result."""
+    spec = {
+        "base_url": base_url,
+        "paths": list(paths),
+        "concurrency": concurrency,
+        "client": client_name,
+        "warmup_path": warmup_path,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(LOAD_CLIENT),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate(json.dumps(spec).encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"the load client exited with {process.returncode}")
+    return json.loads(out)
+
+
+def summary(results: Sequence[dict[str, Any]], cached_only: bool = False) -> dict[str, Any]:
+    """p50/p99 (ms), requests/s and counts of one or more load runs taken together;
+    ``cached_only``: the latencies of the answers served from the cache alone."""
+    answers = [
+        (ms, hit)
+        for r in results
+        for ms, hit in zip(r["latencies_ms"], r["cached"], strict=True)
+        if hit or not cached_only
+    ]
+    latencies = sorted(ms for ms, _ in answers)
+    n = len(latencies)
+    statuses: dict[str, int] = {}
+    for r in results:
+        for status, count in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    total = sum(len(r["latencies_ms"]) for r in results)
+    return {
+        "p50_ms": round(statistics.median(latencies), 3) if n else None,
+        "p99_ms": round(latencies[min(n - 1, math.ceil(0.99 * n) - 1)], 3) if n else None,
+        "rps": round(total / sum(r["wall_s"] for r in results), 1),
+        "requests": total,
+        "statuses": statuses,
+        "cached": sum(sum(r["cached"]) for r in results),
+        "degraded": sum(sum(r["degraded"]) for r in results),
+    }
+
+
+def paths_of(users: Sequence[str]) -> list[str]:
+    """The recommendation request of each user."""
+    return [f"/recommendations/{u}?k={K}" for u in users]
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+async def miss_breakdown(online: OnlineStore, users: Sequence[str]) -> dict[str, float]:
+    """Median ms of a miss's parts, one request at a time: the user row, its items, ``rank``."""
+    parts: dict[str, list[float]] = {
+        "user_read": [],
+        "items_read": [],
+        "popular_read": [],
+        "rank": [],
+    }
+    for user_id in users:
+        t0 = time.perf_counter()
+        user = await online.user(user_id)
+        t1 = time.perf_counter()
+        recent = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
+        items = await online.items(recent)
+        t2 = time.perf_counter()
+        popular = await online.popular()
+        t3 = time.perf_counter()
+        rank(user, items, popular, K, now_ms=int(time.time() * 1000))
+        t4 = time.perf_counter()
+        for name, took in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            parts[name].append(took * 1000)
+    return {f"{name}_p50_ms": round(statistics.median(v), 3) for name, v in parts.items()}
+
+
+async def run(
+    quick: bool = False, redis_url: str = DEFAULT_REDIS_URL, moto: str = "subprocess"
+) -> dict[str, Any]:
+    """Every measurement (see the module docstring); ``quick``: a small smoke run."""
+    sizes = QUICK if quick else FULL
+    loadavg_start = os.getloadavg()
+    events, _ = shift_to_now(
+        load_movielens(QUICK_EVENTS if quick else None), int(time.time() * 1000)
+    )
+    ordered = [Sequenced(e, SHARD, str(n + 1)) for n, e in enumerate(events)]
+    started = time.perf_counter()
+    rows = await feature_rows(ordered)
+    took = time.perf_counter() - started
+    log(f"{len(events)} events folded into {len(rows)} rows in {took:.1f} s")
+    users = sorted({e.user_id for e in events}, key=int)
+    catalog = ItemCatalog.from_events(events)
+    rng = random.Random(SEED)
+    prefix = f"bench-{uuid.uuid4().hex[:12]}:recs"
+    if not redis.Redis.from_url(redis_url).ping():
+        raise RuntimeError(f"no Redis answers at {redis_url}")
+    with stack(moto) as url:
+        uid = uuid.uuid4().hex[:8]
+        settings = Settings(
+            endpoint_url=url,
+            stream_name=f"bench-{uid}",
+            features_table=f"features-{uid}",
+            checkpoints_table=f"checkpoints-{uid}",
+            bucket=f"bench-{uid}",
+            glue_database=f"bench_{uid}",
+            redis_url=redis_url,
+            cache_prefix=prefix,
+            cache_ttl_seconds=3600,  # the hits phase must not outlive its entries
+        )
+        apply(settings)
+        started = time.perf_counter()
+        copy_rows(settings, list(rows.values()))
+        log(f"{len(rows)} rows copied to DynamoDB in {time.perf_counter() - started:.1f} s")
+        try:
+            out = await _measure(settings, users, catalog, sizes, rng)
+        finally:
+            deleted = _delete_prefix(redis_url, prefix)
+            log(f"deleted {deleted} Redis keys under {prefix}")
+    return {
+        **out,
+        "concurrency": CONCURRENCY,
+        "k": K,
+        "events": len(events),
+        "users": len(users),
+        "feature_rows": len(rows),
+        "moto": moto,
+        "cache_prefix": prefix,
+        "client": "aiohttp, in a process of its own (bench/http_load.py)",
+        "machine": machine_note(loadavg_start),
+    }
+
+
+async def _measure(
+    settings: Settings,
+    users: list[str],
+    catalog: ItemCatalog,
+    sizes: dict[str, int],
+    rng: random.Random,
+) -> dict[str, Any]:
+    async with AsyncExitStack() as stack_:
+        dynamodb = await stack_.enter_async_context(async_client("dynamodb", settings))
+        online = OnlineStore(dynamodb, settings.features_table)
+        app = await stack_.enter_async_context(recommender_app(settings, online, catalog))
+        worker = await stack_.enter_async_context(running(app))
+        naive = await stack_.enter_async_context(
+            running(naive_app(dynamodb, settings.features_table, catalog))
+        )
+        loop = asyncio.get_running_loop()
+        floor_server = await loop.create_server(_FixedAnswer, "127.0.0.1", 0)
+        stack_.callback(floor_server.close)
+        floor_url = f"http://127.0.0.1:{floor_server.sockets[0].getsockname()[1]}"
+        invalidator = RedisCache(settings.redis_url or "", prefix=settings.cache_prefix)
+        stack_.push_async_callback(invalidator.close)
+
+        out: dict[str, Any] = {}
+        for name in ("aiohttp", "httpx"):
+            floor = summary(
+                [await load(floor_url, ["/"] * sizes["floor"], client_name=name, warmup_path="/")]
+            )
+            out[f"client_floor_{name}"] = floor
+            log(f"client floor ({name}): {floor}")
+        healthz = summary([await load(worker, ["/healthz"] * sizes["floor"])])
+        log(f"healthz: {healthz}")
+
+        misses = []
+        for round_ in range(sizes["miss_rounds"]):
+            if round_:
+                await invalidator.invalidate(users)
+            misses.append(await load(worker, paths_of(rng.sample(users, len(users)))))
+            log(f"miss round {round_ + 1}: {summary(misses[-1:])}")
+        miss = summary(misses)
+        # a miss past the deadline is served degraded and not cached: fill those in first
+        refill = await load(worker, paths_of(users), 1)
+        log(f"refill (concurrency 1): {summary([refill])}")
+        hits = [await load(worker, paths_of(rng.choices(users, k=sizes["hit"])))]
+        hit = summary(hits, cached_only=True)
+        log(f"hits: {hit}")
+        hits_c1 = [await load(worker, paths_of(rng.choices(users, k=sizes["hit_c1"])), 1)]
+        hit_c1 = summary(hits_c1, cached_only=True)
+        log(f"hits at concurrency 1: {hit_c1}")
+        naive_paths = paths_of((users * (1 + sizes["naive"] // len(users)))[: sizes["naive"]])
+        rng.shuffle(naive_paths)
+        naive_ = summary([await load(naive, naive_paths)])
+        log(f"naive: {naive_}")
+        same = await _same_answers(worker, naive, users[: sizes["same"]])
+        breakdown = await miss_breakdown(online, users[: sizes["breakdown"]])
+        log(f"miss breakdown: {breakdown}")
+
+    return {
+        "hit_p50_ms": hit["p50_ms"],
+        "hit_p99_ms": hit["p99_ms"],
+        "hit_rps": hit["rps"],
+        "miss_p50_ms": miss["p50_ms"],
+        "miss_p99_ms": miss["p99_ms"],
+        "miss_rps": miss["rps"],
+        "naive_p50_ms": naive_["p50_ms"],
+        "naive_p99_ms": naive_["p99_ms"],
+        "naive_rps": naive_["rps"],
+        "hit_requests": hit["requests"],
+        "miss_requests": miss["requests"],
+        "naive_requests": naive_["requests"],
+        "hit": hit,
+        "miss": miss,
+        "naive": naive_,
+        "hit_concurrency_1": hit_c1,
+        "healthz": healthz,
+        **out,
+        "miss_breakdown": breakdown,
+        "naive_same_items_as_worker": same,
+        "targets": {
+            "hit_p99_ms<5": hit["p99_ms"] < 5,
+            "miss_p99_ms<50": miss["p99_ms"] < 50,
+        },
+    }
+
+
+async def _same_answers(worker: str, naive: str, users: Sequence[str]) -> float:
+    """The share of ``users`` whose naive answer lists the same items as the worker's."""
+    same = 0
+    async with httpx.AsyncClient() as http:
+        for path in paths_of(users):
+            a = (await http.get(worker + path)).json()["recommendations"]
+            b = (await http.get(naive + path)).json()["recommendations"]
+            same += [r["item_id"] for r in a] == [r["item_id"] for r in b]
+    return round(same / len(users), 3)
+
+
+def _delete_prefix(url: str, prefix: str) -> int:
+    r = redis.Redis.from_url(url)
+    try:
+        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+        return int(r.delete(*keys)) if keys else 0
+    finally:
+        r.close()
+
+
+def machine_note(loadavg_start: tuple[float, float, float]) -> str:
+    """Cores, Python and the load average at the start and the end of the run."""
+    end = os.getloadavg()
+    return (
+        f"{os.cpu_count()} cores (shared VM), Python {platform.python_version()}, "
+        f"load average at start {loadavg_start[0]:.2f} (1 min), at end {end[0]:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few thousand events (smoke)")
+    parser.add_argument("--moto", choices=("subprocess", "in-process"), default="subprocess")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis, db 15 by default")
+    args = parser.parse_args()
+    out = asyncio.run(run(quick=args.quick, redis_url=args.redis_url, moto=args.moto))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
