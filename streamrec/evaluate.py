@@ -19,16 +19,30 @@ from infra.settings import Settings
 
 if TYPE_CHECKING:  # the models import numpy, scipy and implicit: only on use, not per command
     from models.evaluation import ModelSpec
+    from models.streaming import FeatureSource
 
 METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "coverage@10", "fit_s", "score_ms_per_user")
 
 
-def model_specs() -> dict[str, ModelSpec]:
-    """Every model ``evaluate`` and ``train`` know, by name (register extra ones here)."""
-    from models.evaluation import default_specs
+STREAMING_GRID = [
+    {"trending": trending, "content": content}
+    for trending in (0.0, 0.1, 0.3)
+    for content in (0.0, 0.1, 0.3)
+]
+
+
+def model_specs(streaming: FeatureSource | None = None) -> dict[str, ModelSpec]:
+    """Every model ``evaluate`` and ``train`` know, by name (register extra ones here); the
+    streaming recommender when given where its features come from."""
+    from models.evaluation import ModelSpec, default_specs
+    from models.streaming import StreamingModel, memoised
     from producers.movielens import load_movie_metadata
 
-    return default_specs(load_movie_metadata())
+    specs = default_specs(load_movie_metadata())
+    if streaming is not None:
+        source = memoised(streaming)
+        specs["streaming"] = ModelSpec(lambda **p: StreamingModel(source, **p), STREAMING_GRID)
+    return specs
 
 
 def add_model_parsers(sub: Any) -> None:
@@ -64,12 +78,22 @@ def _positive(text: str) -> int:
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    """Evaluate, print JSON or a table; exit status 2 on an unknown model name."""
+    """Evaluate, print JSON or a table; exit status 2 on an unknown model name. The streaming
+    recommender's training events go through a stream on an embedded stack started for it."""
+    from streamrec.through_stream import StreamFeatures
+
+    stream = StreamFeatures(settings)
+    try:
+        return _evaluate(args, model_specs(stream))
+    finally:
+        stream.close()
+
+
+def _evaluate(args: argparse.Namespace, specs: dict[str, ModelSpec]) -> int:
     from models.evaluation import evaluate
     from models.interactions import InteractionLog
     from producers.movielens import load_movielens
 
-    specs = model_specs()
     names = None if args.models is None else [n.strip() for n in args.models.split(",")]
     unknown = [n for n in names or [] if n not in specs]
     if unknown:
