@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     serving_model: str = Field(
         "itemknn", description="The registered model whose promoted version the worker serves."
     )
+    content_model: str = Field(
+        "content",
+        description="The registered content model whose neighbours the worker serves for cold "
+        "items (empty: none).",
+    )
     promotion_margin: float = Field(
         0.01,
         ge=0,

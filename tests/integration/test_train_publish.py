@@ -23,8 +23,10 @@ from tests.polling import eventually
 EVENTS = 3_000
 
 
-async def train(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    argv = ["train", "--model", "itemknn", "--events", str(EVENTS), *args]
+async def train(
+    capsys: pytest.CaptureFixture[str], *args: str, model: str = "itemknn"
+) -> dict[str, Any]:
+    argv = ["train", "--model", model, "--events", str(EVENTS), *args]
     assert await asyncio.to_thread(main, argv) == 0  # the command runs its own event loop
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -39,6 +41,8 @@ async def test_train_publishes_promotes_once_and_the_worker_serves_it(
     again = await train(capsys, "--publish")  # the same data: not better by the margin
     assert again["registry"]["promoted"] is False
     assert "does not beat" in again["registry"]["reason"]
+    content = await train(capsys, "--publish", model="content")
+    assert content["registry"]["promoted"] is True
 
     events = load_movielens(EVENTS)
     user = events[-1].user_id
@@ -62,13 +66,17 @@ async def test_train_publishes_promotes_once_and_the_worker_serves_it(
                 return [r["reason"] for r in body["recommendations"] if "similar" in r["reason"]]
 
             await similar()  # perhaps before the model is loaded: cached without it
-            reloader = app.state.reloader
+            reloaders = app.state.reloaders
             await eventually(
-                lambda: reloader.version is not None or reloader.failures > 0,
-                timeout=30,
-                what="the promoted model loaded",
+                lambda: all(r.version is not None or r.failures for r in reloaders.values()),
+                timeout=60,
+                what="the promoted models loaded",
             )
-            assert (reloader.version, reloader.failures) == (first["registry"]["version"], 0)
+            assert (reloaders["itemknn"].version, reloaders["itemknn"].failures) == (
+                first["registry"]["version"],
+                0,
+            )
+            assert reloaders["content"].version == content["registry"]["version"]
             assert await similar()  # a new model version is another cache entry
 
 
