@@ -17,6 +17,12 @@ from infra.resources import Resources
 # logical ids of the data resources the policies name
 STREAM, FEATURES, CHECKPOINTS, BUCKET = "EventStream", "FeaturesTable", "CheckpointsTable", "Lake"
 
+# Confused-deputy guards the services document for their roles' trust policies; the others
+# (Lambda, EventBridge) get none rather than a key they might not send.
+TRUST_CONDITIONS: dict[str, Json] = {
+    "ecs-tasks.amazonaws.com": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    "firehose.amazonaws.com": {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}},
+}
 KINESIS_READ = ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"]
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
 
@@ -31,17 +37,14 @@ def allow(actions: list[str], resources: list[Any], **condition: Any) -> Json:
 
 def role(principal: str, statements: list[Json], component: str, environment: str) -> Json:
     """A role ``principal`` (``ecs-tasks.amazonaws.com``, ...) assumes, with one inline policy."""
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": principal},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-            }
-        ],
+    assume: Json = {
+        "Effect": "Allow",
+        "Principal": {"Service": principal},
+        "Action": "sts:AssumeRole",
     }
+    if principal in TRUST_CONDITIONS:
+        assume["Condition"] = TRUST_CONDITIONS[principal]
+    trust = {"Version": "2012-10-17", "Statement": [assume]}
     policy = {"Version": "2012-10-17", "Statement": statements}
     return resource(
         "AWS::IAM::Role",
