@@ -134,3 +134,37 @@ def environment(name: str) -> Environment:
     except KeyError:
         known = ", ".join(ENVIRONMENTS)
         raise ValueError(f"unknown environment {name!r}: expected one of {known}") from None
+
+
+def markdown_table() -> str:
+    """The environments as the README's table (a test keeps the README equal to it)."""
+    rows = [
+        (
+            "stream",
+            lambda e: "on demand" if e.stream_mode == "ON_DEMAND" else f"{e.stream_shards} shards",
+        ),
+        ("stream retention", lambda e: f"{e.stream_retention_hours} h"),
+        ("point-in-time recovery", lambda e: "yes" if e.point_in_time_recovery else "no"),
+        (
+            "stream, tables, bucket on stack deletion",
+            lambda e: "kept" if e.retain_data else "deleted (bucket: if empty)",
+        ),
+        ("dead letters expire after", lambda e: f"{e.dead_letter_expiration_days} d"),
+        ("Redis", lambda e: f"{e.cache_node_type} x{1 + e.cache_replicas}"),
+        ("consumer tasks (vCPU, GiB)", lambda e: _size(e.consumers)),
+        ("worker tasks (vCPU, GiB)", lambda e: _size(e.worker)),
+        ("retraining", lambda e: f"`{e.retrain_schedule}`" if e.retrain_schedule else "by hand"),
+        (
+            "Firehose buffer",
+            lambda e: f"{e.firehose_buffer_mib} MiB / {e.firehose_buffer_seconds} s",
+        ),
+        ("iterator age alarm", lambda e: f"{e.iterator_age_alarm_ms // 1000} s"),
+    ]
+    envs = list(ENVIRONMENTS.values())
+    lines = ["| | " + " | ".join(e.name for e in envs) + " |", "|---" * (len(envs) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cell(e) for e in envs) + " |" for label, cell in rows]
+    return "\n".join(lines)
+
+
+def _size(service: Service) -> str:
+    return f"{service.count} ({service.cpu / 1024:g}, {service.memory / 1024:g})"

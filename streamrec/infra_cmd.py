@@ -31,12 +31,19 @@ def add_infra_commands(infra: Any) -> None:
     render_parser.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
     render_parser.add_argument("--out", type=Path, help="file to write (default: stdout)")
     render_parser.set_defaults(func=_render)
-    infra.add_parser(
+    diff_parser = infra.add_parser(
         "diff",
         help="show what `infra apply` would change (exit 1 if anything)",
         description="Compare the stream, tables (and TTL), bucket and Glue database/table "
         "with the definitions. + create, ~ update, ! differs (apply keeps what exists).",
-    ).set_defaults(func=_diff)
+    )
+    diff_parser.add_argument(
+        "--env",
+        choices=list(ENVIRONMENTS),
+        help="compare with that environment's shape (stream mode and shards, PITR) instead of "
+        "apply's local one",
+    )
+    diff_parser.set_defaults(func=_diff)
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,7 +60,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
 
 def _diff(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        changes = plan(settings)
+        changes = plan(settings, environment(args.env) if args.env else None)
     except (BotoCoreError, ClientError) as exc:
         print(f"streamrec infra diff: cannot read the resources: {exc}", file=sys.stderr)
         return 2

@@ -12,12 +12,12 @@ from infra.settings import Settings
 from streamrec.cli import main
 
 
-def _run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> int:
+def _run(settings: Settings, monkeypatch: pytest.MonkeyPatch, *options: str) -> int:
     """The command, with the settings given to it the way a user would: as variables."""
     for name in ("endpoint_url", "stream_name", "features_table", "checkpoints_table", "bucket"):
         monkeypatch.setenv(f"STREAMREC_{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setenv("STREAMREC_GLUE_DATABASE", settings.glue_database)
-    return main(["infra", "diff"])
+    return main(["infra", "diff", *options])
 
 
 def test_nothing_to_change_after_apply_exits_0(applied: Settings, monkeypatch, capsys) -> None:
@@ -76,7 +76,9 @@ def test_ttl_off_is_an_update_and_a_changed_glue_column_differs(applied: Setting
     ]
 
 
-def test_prod_shape_applies_and_then_has_nothing_to_change(settings: Settings) -> None:
+def test_prod_shape_applies_and_then_has_nothing_to_change(
+    settings: Settings, monkeypatch, capsys
+) -> None:
     prod = environment("prod")
     apply(settings, environment=prod)
     backups = client("dynamodb", settings).describe_continuous_backups(
@@ -84,5 +86,10 @@ def test_prod_shape_applies_and_then_has_nothing_to_change(settings: Settings) -
     )
     pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
     assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
-    assert plan(settings, prod) == []
-    assert [c.action for c in plan(settings)] == ["differs"]  # 8 shards, local defines 2
+    assert _run(settings, monkeypatch, "--env", "prod") == 0
+    assert _run(settings, monkeypatch) == 1  # prod has 8 shards, the local definition 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [
+        f"! stream {settings.stream_name}: 8 open shards, defined 2 (apply does not reshard)",
+        "1 change(s)",
+    ]

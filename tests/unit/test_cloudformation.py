@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from cfnlint.api import ManualArgs, lint
 
 from feature_store.lake import error_key, object_key
 from infra.cloudformation import render, to_yaml
-from infra.environments import ENVIRONMENTS, environment
+from infra.environments import ENVIRONMENTS, environment, markdown_table
 from infra.resources import FEATURES_TTL_ATTRIBUTE
 from infra.settings import Settings
 from producers.schema import event_columns
@@ -265,3 +266,10 @@ def test_the_command_writes_the_template_to_a_file(tmp_path, capsys) -> None:
     template = yaml.safe_load(out.read_text())
     assert template["Resources"]["EventStream"]["Properties"]["Name"] == Settings().stream_name
     assert "dev" in capsys.readouterr().err
+
+
+def test_the_readme_lists_the_environments_as_generated() -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    begin, end = "<!-- environments:begin -->\n", "\n<!-- environments:end -->"
+    listed = text[text.index(begin) + len(begin) : text.index(end)]
+    assert listed == markdown_table(), "regenerate with infra.environments.markdown_table()"
