@@ -12,21 +12,33 @@ held ``max_seconds`` (and on ``shard_ended`` and ``shutdown_requested``; ``lease
 them): fewer writes, for a freshness bounded by ``max_seconds``. Held events are not durable, so
 the runtimes hold checkpoints back to before them (``held_from``, ``consumers.holdback``), as
 for the lander. ``max_events=0`` (the default) applies every batch before returning.
+
+Invalidation: after a batch's rows are written, ``invalidate`` (if given) is called with the
+batch's users, so caches of their recommendations go stale (``feature_store.invalidation``). A
+failing or slow invalidation (over ``INVALIDATION_TIMEOUT_SECONDS``) is logged and counted, not
+raised: the features are written, and a stale cached list lives at most its cache TTL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from consumers.processor import Batch
+from feature_store.invalidation import Invalidator
 from feature_store.online import FeatureStore
 from feature_store.positions import Position
 from feature_store.transforms import Sequenced
 from feature_store.updates import FeatureStats, FeatureUpdater
 
 __all__ = ["FeatureProcessor", "FeatureStats"]
+
+log = logging.getLogger(__name__)
+
+INVALIDATION_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass
@@ -47,6 +59,7 @@ class FeatureProcessor:
         max_events: int = 0,
         max_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        invalidate: Invalidator | None = None,
     ) -> None:
         if max_events < 0 or max_seconds < 0:
             raise ValueError(f"buffer limits must be >= 0, got {max_events}, {max_seconds} s")
@@ -54,6 +67,8 @@ class FeatureProcessor:
         self._max_events, self._max_seconds = max_events, max_seconds
         self._clock = clock
         self._held: dict[str, _Held] = {}
+        self._invalidate = invalidate
+        self.invalidation_failures = 0  # batches whose users' caches could not be invalidated
 
     @property
     def stats(self) -> FeatureStats:
@@ -70,7 +85,7 @@ class FeatureProcessor:
         Raises when a write fails; held events stay held and are applied by the next call.
         """
         if self._max_events == 0 or self._max_seconds == 0:
-            await self._updater.apply(batch.shard_id, batch.events)
+            await self._apply(batch.shard_id, batch.events)
             return
         held = self._held.setdefault(batch.shard_id, _Held())
         for s in batch.events:
@@ -107,5 +122,21 @@ class FeatureProcessor:
         held = self._held.get(shard_id)
         if held is None or not held.events:
             return
-        await self._updater.apply(shard_id, held.events)
+        await self._apply(shard_id, held.events)
         held.events = []
+
+    async def _apply(self, shard_id: str, events: Sequence[Sequenced]) -> None:
+        await self._updater.apply(shard_id, events)
+        if self._invalidate is None or not events:
+            return
+        users = {s.event.user_id for s in events}
+        try:
+            await asyncio.wait_for(self._invalidate(users), INVALIDATION_TIMEOUT_SECONDS)
+        except Exception:  # the features are written: a stale cache entry only lives its TTL
+            self.invalidation_failures += 1
+            log.warning(
+                "invalidating the cached recommendations of %d users failed (shard %s)",
+                len(users),
+                shard_id,
+                exc_info=True,
+            )

@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     )
     bucket: str = Field("streamrec-lake", description="S3 bucket of the offline lake.")
     events_prefix: str = Field("events/", description="S3 prefix of the event Parquet files.")
+    models_prefix: str = Field("models/", description="S3 prefix of the model registry.")
+    serving_model: str = Field(
+        "itemknn", description="The registered model whose promoted version the worker serves."
+    )
+    promotion_margin: float = Field(
+        0.01,
+        ge=0,
+        description="How much better (relative, on the validation metric) a new model version "
+        "must be than the promoted one to replace it.",
+    )
+    model_poll_seconds: float = Field(
+        30.0, gt=0, description="How often the worker looks for a newly promoted model version."
+    )
     # Firehose buffers 1-128 MiB (64 MiB at least when it converts to Parquet) and 0-900 s
     # (default 300 s); locally a flush every few seconds keeps the lake fresh to look at.
     lake_buffer_bytes: int = Field(
@@ -128,7 +141,15 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the recommender API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
     cache_prefix: str = Field("streamrec:recs", description="Key prefix of the Redis cache.")
-    cache_ttl_seconds: int = Field(60, ge=1, description="Lifetime of a cached recommendation.")
+    cache_ttl_seconds: int = Field(
+        60, ge=1, lt=7 * 24 * 3600, description="Lifetime of a cached recommendation."
+    )
+    recommend_deadline_seconds: float = Field(
+        0.25,
+        gt=0,
+        description="How long a recommendation may wait for the online features before the "
+        "worker answers with popular items, flagged as degraded.",
+    )
     ingest_api_keys: SecretStr | None = Field(
         None,
         description="Comma-separated API keys accepted by POST /events; ingest is off when unset.",

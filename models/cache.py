@@ -1,8 +1,14 @@
 """The recommendation cache: a small port and its two shipped adapters, process memory and Redis.
 
-Entries are keyed by ``(user_id, k)`` and hold JSON-compatible recommendation dicts. Both
-adapters return copies (what ``get`` returns is never the object ``set`` stored), and
-``invalidate`` drops every ``k`` variant of one user and nothing else.
+Entries are keyed by ``(user_id, variant)`` (a request's shape: ``k``, and a digest of its
+filters; no ``:`` in it) and hold JSON-compatible recommendation dicts. Both
+adapters return copies (what ``get`` returns is never the object ``set`` stored).
+
+Invalidation is by generation (``feature_store.invalidation``): ``get`` also answers the user's
+current generation, ``set`` is given the generation its list was computed at, and an entry whose
+generation is not the user's current one is never returned. ``invalidate`` moves a user's
+generation on, so every variant of that user (and nothing else) goes stale at once,
+including a list being computed from older features while the invalidation happens.
 
     StreamrecError
     └── CacheError    the cache backend failed (callers may serve uncached)
@@ -13,12 +19,13 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from feature_store.invalidation import GENERATION_TTL_SECONDS, generation_key
 from infra.errors import StreamrecError
 
 KEY_PREFIX = "streamrec:recs"
@@ -29,22 +36,36 @@ class CacheError(StreamrecError):
     """The cache backend failed; the cache holds nothing wrong, it is only unavailable."""
 
 
+class Lookup(NamedTuple):
+    """What ``get`` found: the list (None when absent, expired or stale) and the user's
+    generation now, to hand to ``set`` with a list computed after this lookup."""
+
+    recs: list[dict[str, Any]] | None
+    generation: int
+
+
 @runtime_checkable
 class RecommendationCache(Protocol):
-    """Cached recommendation lists per ``(user_id, k)``, each living ``ttl_seconds``."""
+    """Cached recommendation lists per ``(user_id, variant)``, each living ``ttl_seconds``."""
 
-    async def get(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
-        """The list stored for ``(user_id, k)``; None when absent, expired or invalidated."""
+    async def get(self, user_id: str, variant: str | int) -> Lookup:
+        """The list stored for ``(user_id, variant)`` if still fresh, and the user's generation."""
         ...
 
     async def set(
-        self, user_id: str, k: int, recs: Sequence[dict[str, Any]], ttl_seconds: float
+        self,
+        user_id: str,
+        variant: str | int,
+        recs: Sequence[dict[str, Any]],
+        ttl_seconds: float,
+        generation: int,
     ) -> None:
-        """Store ``recs`` for ``(user_id, k)`` for ``ttl_seconds``, replacing any older entry."""
+        """Store ``recs``, computed at ``generation``, for ``ttl_seconds``; a list of an older
+        generation than the user's current one is never returned."""
         ...
 
-    async def invalidate(self, user_id: str) -> None:
-        """Drop every entry of ``user_id`` (all ``k``); other users' entries stay."""
+    async def invalidate(self, user_ids: Collection[str]) -> None:
+        """Make every entry of these users stale (all ``variant``); other users' entries stay."""
         ...
 
     async def close(self) -> None:
@@ -53,7 +74,12 @@ class RecommendationCache(Protocol):
 
 
 class InMemoryCache:
-    """A bounded, process-local cache: TTL on an injectable clock, least recently used evicted."""
+    """A bounded, process-local cache: TTL on an injectable clock, least recently used evicted.
+
+    Generations come from one counter: a user's generation is the counter's value at their last
+    invalidation. When more users than ``max_entries`` have one, all are forgotten and every
+    user's generation becomes the counter's current value (so no older list is taken again).
+    """
 
     def __init__(
         self,
@@ -64,112 +90,139 @@ class InMemoryCache:
             raise ValueError("max_entries must be at least 1")
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
-        self._by_user: dict[str, set[int]] = {}
+        self._entries: OrderedDict[tuple[str, str | int], tuple[float, str]] = OrderedDict()
+        self._by_user: dict[str, set[str | int]] = {}
+        self._generations: dict[str, int] = {}
+        self._counter = 0
+        self._floor = 0  # the generation of users not in _generations
 
     def __len__(self) -> int:
         """Entries held, expired ones included until they are touched or evicted."""
         return len(self._entries)
 
-    async def get(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+    def _generation(self, user_id: str) -> int:
+        return self._generations.get(user_id, self._floor)
+
+    async def get(self, user_id: str, variant: str | int) -> Lookup:
         """See ``RecommendationCache.get``."""
-        key = (user_id, k)
+        generation = self._generation(user_id)
+        key = (user_id, variant)
         entry = self._entries.get(key)
         if entry is None:
-            return None
+            return Lookup(None, generation)
         expires_at, payload = entry
         if self._clock() >= expires_at:
             self._drop(key)
-            return None
+            return Lookup(None, generation)
         self._entries.move_to_end(key)
-        return json.loads(payload)
+        return Lookup(json.loads(payload), generation)
 
     async def set(
-        self, user_id: str, k: int, recs: Sequence[dict[str, Any]], ttl_seconds: float
+        self,
+        user_id: str,
+        variant: str | int,
+        recs: Sequence[dict[str, Any]],
+        ttl_seconds: float,
+        generation: int,
     ) -> None:
-        """See ``RecommendationCache.set``."""
-        key = (user_id, k)
+        """See ``RecommendationCache.set``; a stale list is not stored at all."""
+        if generation != self._generation(user_id):
+            return  # computed before an invalidation: stale already
+        key = (user_id, variant)
         # Stored as JSON, like Redis: same copy semantics, same values accepted.
         self._entries[key] = (self._clock() + ttl_seconds, json.dumps(list(recs)))
         self._entries.move_to_end(key)
-        self._by_user.setdefault(user_id, set()).add(k)
+        self._by_user.setdefault(user_id, set()).add(variant)
         while len(self._entries) > self._max_entries:
             self._drop(next(iter(self._entries)))
 
-    async def invalidate(self, user_id: str) -> None:
+    async def invalidate(self, user_ids: Collection[str]) -> None:
         """See ``RecommendationCache.invalidate``."""
-        for k in list(self._by_user.get(user_id, ())):
-            self._drop((user_id, k))
+        for user_id in user_ids:
+            self._counter += 1
+            self._generations[user_id] = self._counter
+            for variant in list(self._by_user.get(user_id, ())):
+                self._drop((user_id, variant))
+        if len(self._generations) > self._max_entries:
+            self._generations.clear()
+            self._floor = self._counter
 
     async def close(self) -> None:
         """Forget everything."""
         self._entries.clear()
         self._by_user.clear()
 
-    def _drop(self, key: tuple[str, int]) -> None:
+    def _drop(self, key: tuple[str, str | int]) -> None:
         self._entries.pop(key, None)
-        user_id, k = key
+        user_id, variant = key
         ks = self._by_user.get(user_id)
         if ks is not None:
-            ks.discard(k)
+            ks.discard(variant)
             if not ks:
                 del self._by_user[user_id]
 
 
 class RedisCache:
-    """Recommendations in Redis (7.0 or newer), one JSON string per ``(user_id, k)``.
+    """Recommendations in Redis, one JSON string per ``(user_id, variant)``.
 
-    Entries live at ``<prefix>:<user_id>:<k>``; the set ``<prefix>:<user_id>`` indexes a user's
-    entries so ``invalidate`` deletes exactly them without scanning the keyspace. The index
-    lives as long as the longest-lived entry it names (``EXPIRE ... GT``/``NX``).
+    An entry lives at ``<prefix>:e:<variant>:<user_id>`` as ``{"g": generation, "recs": [...]}``;
+    the user's generation at ``<prefix>:g:<user_id>`` (bumped by the feature processors through
+    ``feature_store.invalidation.RedisInvalidator``, or by ``invalidate``). ``get`` reads both in
+    one MGET and ignores an entry of another generation.
     """
 
     def __init__(self, url: str, prefix: str = KEY_PREFIX) -> None:
         self._redis = aioredis.from_url(url, decode_responses=True)
         self._prefix = prefix
 
-    def entry_key(self, user_id: str, k: int) -> str:
-        """The Redis key of the entry ``(user_id, k)``."""
-        return f"{self._prefix}:{user_id}:{k}"
+    def entry_key(self, user_id: str, variant: str | int) -> str:
+        """The Redis key of the entry ``(user_id, variant)``."""
+        return f"{self._prefix}:e:{variant}:{user_id}"
 
-    def index_key(self, user_id: str) -> str:
-        """The Redis key of the set of ``user_id``'s entry keys."""
-        return f"{self._prefix}:{user_id}"
-
-    async def get(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+    async def get(self, user_id: str, variant: str | int) -> Lookup:
         """See ``RecommendationCache.get``."""
         try:
-            payload = await self._redis.get(self.entry_key(user_id, k))
+            payload, raw = await self._redis.mget(
+                self.entry_key(user_id, variant), generation_key(self._prefix, user_id)
+            )
         except RedisError as exc:
             raise CacheError(f"GET failed: {exc}") from exc
-        return None if payload is None else json.loads(payload)
+        generation = int(raw or 0)
+        if payload is None:
+            return Lookup(None, generation)
+        entry = json.loads(payload)
+        return Lookup(entry["recs"] if entry["g"] == generation else None, generation)
 
     async def set(
-        self, user_id: str, k: int, recs: Sequence[dict[str, Any]], ttl_seconds: float
+        self,
+        user_id: str,
+        variant: str | int,
+        recs: Sequence[dict[str, Any]],
+        ttl_seconds: float,
+        generation: int,
     ) -> None:
         """See ``RecommendationCache.set``."""
-        key, index = self.entry_key(user_id, k), self.index_key(user_id)
-        ttl_ms = max(1, round(ttl_seconds * 1000))
+        if ttl_seconds >= GENERATION_TTL_SECONDS:
+            raise ValueError(
+                f"ttl_seconds must be below {GENERATION_TTL_SECONDS} (the generations' lifetime)"
+            )
+        payload = json.dumps({"g": generation, "recs": list(recs)})
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(key, json.dumps(list(recs)), px=ttl_ms)
-                pipe.sadd(index, key)
-                # A fresh index has no TTL: GT leaves it alone and NX sets it; an existing index
-                # only ever gets longer, so it never expires before an entry it names.
-                pipe.pexpire(index, ttl_ms, gt=True)
-                pipe.pexpire(index, ttl_ms, nx=True)
-                await pipe.execute()
+            await self._redis.set(
+                self.entry_key(user_id, variant), payload, px=max(1, round(ttl_seconds * 1000))
+            )
         except RedisError as exc:
             raise CacheError(f"SET failed: {exc}") from exc
 
-    async def invalidate(self, user_id: str) -> None:
+    async def invalidate(self, user_ids: Collection[str]) -> None:
         """See ``RecommendationCache.invalidate``."""
-        index = self.index_key(user_id)
-        # Not atomic: an entry set between the two calls survives until its TTL. That entry was
-        # computed concurrently with the invalidation anyway, so atomicity would not make it fresh.
         try:
-            keys = await self._redis.smembers(index)
-            await self._redis.delete(index, *keys)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    key = generation_key(self._prefix, user_id)
+                    pipe.incr(key)
+                    pipe.expire(key, GENERATION_TTL_SECONDS)
+                await pipe.execute()
         except RedisError as exc:
             raise CacheError(f"invalidate failed: {exc}") from exc
 

@@ -1,26 +1,52 @@
-"""Recommendations from online features: co-visitation of the user's recent items, then popularity.
+"""The streaming recommender: candidates from online features, blended, filtered, backfilled.
 
-The scoring is pure (``score_candidates``, ``backfill``, ``rank``) and tested without I/O;
-``Recommender`` only reads the three rows it needs and hands them over.
+The scoring is pure (``rank`` and its parts) and tested without I/O; ``Recommender`` only reads
+the rows it needs (the user, the global row, the user's newest recent items) and hands them over.
 
-A candidate's score is the sum, over the user's recent items, of how often it was co-visited with
-that item, weighted by ``1 / (1 + rank)`` where rank 0 is the newest recent item. Items the user
-has seen (or has in the recent list) are never recommended. When co-visitation yields fewer than
-``k`` items, the global popularity list fills the rest; its scores are the items' interaction
-totals, so scores compare within one reason only: the list order is the ranking.
+Candidates come from four sources, each scored, then scaled to [0, 1] by its best candidate and
+blended with the weights of ``Blend``:
+
+- **co-visitation**: for each of the user's ``SOURCE_ITEMS`` newest recent items (rank 0 is the
+  newest), the items co-visited with it, ``count / (1 + rank)``; reason ``seen with <item>``;
+- **neighbours** of the same recent items in the promoted batch model (item-item similarity),
+  ``similarity / (1 + rank)``; reason ``similar to <item>``;
+- **trending**: the global row's trending candidates whose score now is above 1 (more
+  interactions in the last hour than usual); reason ``trending``;
+- **content**: popular items of the user's strongest genres (decayed genre affinity, the item
+  genres from the catalog), which is what a user with few events gets; reason ``genre <name>``.
+
+Items the user has seen (or has in the recent list) are left out unless the filters say
+otherwise, and so is anything the filters exclude. When fewer than ``k`` remain, the global
+popularity list fills the rest (reason ``popular``). Scores compare within one list only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from feature_store.definitions import lookup
 from feature_store.features import ItemFeatures, Popular, UserFeatures
-from feature_store.online import OnlineStore
+from feature_store.online import FeatureStore
+from feature_store.transforms import trending_score
+from models.catalog import ItemCatalog
+from models.filters import Filters
 
 POPULAR_REASON = "popular"
+TRENDING_REASON = "trending"
+SOURCE_ITEMS = 20  # the user's newest recent items whose neighbours are candidates
+CONTENT_GENRES = 3  # the user's strongest genres that content candidates come from
+POPULAR_MAX_AGE_SECONDS = 5.0  # the global row is re-read at most this often
+
+_AFFINITY = lookup(["user.genre_affinity"])[0]
+NO_FILTERS = Filters()
+EMPTY_CATALOG = ItemCatalog()
+
+# item id -> its neighbours in a batch model, (item id, similarity), best first
+Neighbours = Mapping[str, Sequence[tuple[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -32,69 +58,83 @@ class Recommendation:
     reason: str
 
 
+@dataclass(frozen=True)
+class Blend:
+    """Weights of the candidate sources (each source's scores are first scaled to [0, 1])."""
+
+    covisit: float = 1.0
+    neighbours: float = 0.5
+    trending: float = 0.1
+    content: float = 0.1
+
+
 def recency_weight(rank: int) -> float:
     """Weight of a source item by its recency rank (0 = the newest recent item)."""
     return 1.0 / (1 + rank)
 
 
 def excluded_items(user: UserFeatures | None) -> frozenset[str]:
-    """Items never to recommend to ``user``: everything seen and everything recent."""
+    """Items never to recommend to ``user`` by default: everything seen and everything recent."""
     if user is None:
         return frozenset()
     return frozenset(user.seen) | {r.item_id for r in user.recent}
 
 
-def score_candidates(
-    user: UserFeatures, items: Sequence[ItemFeatures | None]
-) -> list[Recommendation]:
-    """Co-visited candidates of ``user``, best first (ties broken by item id).
+class _Source:
+    """One source's raw scores and, per candidate, the reason of its best contribution."""
 
-    ``items`` are the features of ``user.recent``, aligned with it (``None`` for an item the store
-    does not know). The reason names the source item that contributed most to the score (the
-    newer one on a tie). Excluded items (see ``excluded_items``) never appear.
-    """
-    excluded = excluded_items(user)
-    scores: dict[str, float] = defaultdict(float)
-    best_source: dict[str, tuple[float, str]] = {}
-    for rank, (recent, features) in enumerate(zip(user.recent, items, strict=False)):
-        if features is None:
-            continue
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = defaultdict(float)
+        self.best: dict[str, tuple[float, str]] = {}
+
+    def add(self, item_id: str, score: float, reason: str) -> None:
+        self.scores[item_id] += score
+        if item_id not in self.best or score > self.best[item_id][0]:
+            self.best[item_id] = (score, reason)
+
+    def scaled(self, allowed: Callable[[str], bool]) -> dict[str, float]:
+        """The allowed candidates' scores over the best allowed one's."""
+        kept = {i: s for i, s in self.scores.items() if allowed(i)}
+        top = max(kept.values(), default=0.0)
+        return {i: s / top for i, s in kept.items()} if top > 0 else {}
+
+
+def _neighbour_source(
+    user: UserFeatures, lists: Sequence[Sequence[tuple[str, float]] | None], reason: str
+) -> _Source:
+    source = _Source()
+    for rank, (recent, neighbours) in enumerate(zip(user.recent, lists, strict=False)):
         weight = recency_weight(rank)
-        for candidate, count in features.covis.items():
-            if candidate in excluded or count <= 0:
-                continue
-            contribution = count * weight
-            scores[candidate] += contribution
-            if candidate not in best_source or contribution > best_source[candidate][0]:
-                best_source[candidate] = (contribution, recent.item_id)
-    ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [
-        Recommendation(item_id, score, f"seen with {best_source[item_id][1]}")
-        for item_id, score in ranked
-    ]
+        for candidate, strength in neighbours or ():
+            if strength > 0:
+                source.add(candidate, strength * weight, f"{reason} {recent.item_id}")
+    return source
 
 
-def backfill(
-    recommendations: Sequence[Recommendation],
-    popular: Popular,
-    k: int,
-    excluded: Collection[str] = (),
-) -> list[Recommendation]:
-    """The first ``k`` of ``recommendations``, topped up to ``k`` with popular items.
+def _trending_source(popular: Popular, now_ms: int) -> _Source:
+    source = _Source()
+    for candidate in popular.trending:
+        score = trending_score(candidate.recent, candidate.week, now_ms)
+        if score > 1.0:
+            source.add(candidate.item_id, score - 1.0, TRENDING_REASON)
+    return source
 
-    Popular items already in the list or in ``excluded`` are skipped; the result has no
-    duplicates and is shorter than ``k`` only when the popularity list runs out.
-    """
-    result = list(recommendations[:k])
-    taken = {r.item_id for r in result}
+
+def _content_source(
+    user: UserFeatures, popular: Popular, catalog: ItemCatalog, now_ms: int
+) -> _Source:
+    source = _Source()
+    affinity = _AFFINITY.value(user, now_ms) or {}
+    strongest = sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))[:CONTENT_GENRES]
+    if not strongest or not popular.items or len(catalog) == 0:
+        return source
+    top_total = popular.items[0][1] or 1
     for item_id, total in popular.items:
-        if len(result) >= k:
-            break
-        if item_id in taken or item_id in excluded:
-            continue
-        result.append(Recommendation(item_id, float(total), POPULAR_REASON))
-        taken.add(item_id)
-    return result
+        genres = catalog.genres_of(item_id)
+        for genre, strength in strongest:
+            if genre in genres and strength > 0:
+                source.add(item_id, strength * total / top_total, f"genre {genre}")
+    return source
 
 
 def rank(
@@ -102,24 +142,151 @@ def rank(
     items: Sequence[ItemFeatures | None],
     popular: Popular,
     k: int,
+    *,
+    filters: Filters = NO_FILTERS,
+    catalog: ItemCatalog = EMPTY_CATALOG,
+    neighbours: Neighbours | None = None,
+    now_ms: int = 0,
+    blend: Blend = Blend(),
 ) -> list[Recommendation]:
-    """The ``k`` recommendations for ``user`` (``None``: an unknown user gets popular items)."""
-    if user is None:
-        return backfill([], popular, k)
-    return backfill(score_candidates(user, items), popular, k, excluded_items(user))
+    """The ``k`` recommendations for ``user`` (``None``: a user never seen), best first.
+
+    ``items`` are the features of ``user.recent``'s first items, aligned with it (``None`` for an
+    item the store does not know); ``neighbours`` the batch model's lists for those items.
+    Ties break by item id.
+    """
+    excluded: Collection[str] = excluded_items(user) if filters.exclude_seen else ()
+    sources: list[tuple[float, _Source]] = [(blend.trending, _trending_source(popular, now_ms))]
+    if user is not None:
+        covis = [None if f is None else list(f.covis.items()) for f in items]
+        sources.append((blend.covisit, _neighbour_source(user, covis, "seen with")))
+        if neighbours:
+            lists = [neighbours.get(r.item_id) for r in user.recent[: len(items) or SOURCE_ITEMS]]
+            sources.append((blend.neighbours, _neighbour_source(user, lists, "similar to")))
+        sources.append((blend.content, _content_source(user, popular, catalog, now_ms)))
+
+    def allowed(item_id: str) -> bool:
+        return item_id not in excluded and filters.allows(item_id, catalog)
+
+    blended: dict[str, float] = defaultdict(float)
+    reasons: dict[str, tuple[float, str]] = {}
+    for weight, source in sources:
+        if weight <= 0:
+            continue
+        for item_id, scaled in source.scaled(allowed).items():
+            contribution = weight * scaled
+            blended[item_id] += contribution
+            if item_id not in reasons or contribution > reasons[item_id][0]:
+                reasons[item_id] = (contribution, source.best[item_id][1])
+    ranked = sorted(blended.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    chosen = [Recommendation(i, round(s, 6), reasons[i][1]) for i, s in ranked]
+    return backfill(chosen, popular, k, excluded, filters, catalog)
+
+
+def backfill(
+    recommendations: Sequence[Recommendation],
+    popular: Popular,
+    k: int,
+    excluded: Collection[str] = (),
+    filters: Filters = NO_FILTERS,
+    catalog: ItemCatalog = EMPTY_CATALOG,
+) -> list[Recommendation]:
+    """The first ``k`` of ``recommendations``, topped up to ``k`` with popular items.
+
+    Popular items already in the list, in ``excluded`` or refused by ``filters`` are skipped;
+    the result has no duplicates and is shorter than ``k`` only when the popularity list runs
+    out. A popular item's score is its interaction total.
+    """
+    result = list(recommendations[:k])
+    taken = {r.item_id for r in result}
+    for item_id, total in popular.items:
+        if len(result) >= k:
+            break
+        if item_id in taken or item_id in excluded or not filters.allows(item_id, catalog):
+            continue
+        result.append(Recommendation(item_id, float(total), POPULAR_REASON))
+        taken.add(item_id)
+    return result
+
+
+@dataclass
+class _PopularCopy:
+    popular: Popular | None = None
+    read_at: float = float("-inf")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Recommender:
-    """Recommendations read from the online store: three reads, two round trips."""
+    """Recommendations read from the online store: at most three reads, two round trips.
 
-    def __init__(self, store: OnlineStore) -> None:
+    The global row is shared by every request and re-read at most every
+    ``POPULAR_MAX_AGE_SECONDS``; the last copy read is also what ``fallback`` serves when the
+    store is too slow or down. ``catalog`` and ``neighbours`` may be swapped while serving
+    (``use``): a request sees the old pair or the new one.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        catalog: ItemCatalog | None = None,
+        neighbours: Neighbours | None = None,
+        blend: Blend = Blend(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
+        self._model = (catalog or ItemCatalog(), neighbours)
+        self._blend = blend
+        self._clock = clock
+        self._popular = _PopularCopy()
 
-    async def recommend(self, user_id: str, k: int = 10) -> list[Recommendation]:
-        """Up to ``k`` recommendations for ``user_id``, best first."""
+    def use(self, catalog: ItemCatalog, neighbours: Neighbours | None) -> None:
+        """Serve with this catalog and these neighbours from now on."""
+        self._model = (catalog, neighbours)
+
+    async def popular(self) -> Popular:
+        """The global row, read again when the copy is older than ``POPULAR_MAX_AGE_SECONDS``."""
+        copy = self._popular
+        if copy.popular is not None and self._clock() - copy.read_at < POPULAR_MAX_AGE_SECONDS:
+            return copy.popular
+        async with copy.lock:  # one read refreshes it for every waiting request
+            if copy.popular is None or self._clock() - copy.read_at >= POPULAR_MAX_AGE_SECONDS:
+                copy.popular = await self._store.popular()
+                copy.read_at = self._clock()
+            return copy.popular
+
+    async def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        filters: Filters = NO_FILTERS,
+        now_ms: int | None = None,
+    ) -> list[Recommendation]:
+        """Up to ``k`` recommendations for ``user_id``, best first, at ``now_ms`` (default now)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        user, popular = await asyncio.gather(self._store.user(user_id), self._store.popular())
-        recent_ids = [r.item_id for r in user.recent] if user else []
+        catalog, neighbours = self._model
+        user, popular = await asyncio.gather(self._store.user(user_id), self.popular())
+        recent_ids = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
         items = await self._store.items(recent_ids) if recent_ids else []
-        return rank(user, items, popular, k)
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return rank(
+            user,
+            items,
+            popular,
+            k,
+            filters=filters,
+            catalog=catalog,
+            neighbours=neighbours,
+            now_ms=now,
+            blend=self._blend,
+        )
+
+    def last_popular(self) -> Popular:
+        """The last global row read (empty before the first read), without touching the store."""
+        return self._popular.popular or Popular()
+
+    def fallback(self, k: int, filters: Filters = NO_FILTERS) -> list[Recommendation]:
+        """The last global row read, as popular items, without touching the store (may be
+        empty before the first read); seen items cannot be left out without the user's row."""
+        catalog, _ = self._model
+        return backfill([], self.last_popular(), k, (), filters, catalog)

@@ -1,12 +1,20 @@
 """The recommender worker: an HTTP API over a ``Recommender`` and a ``RecommendationCache``.
 
-    GET /recommendations/{user_id}?k=10   k in 1..100 (422 otherwise)
+    GET /recommendations/{user_id}?k=10&exclude_seen=true&exclude_items=..&include_genres=..
+                                        &exclude_genres=..      (422 naming the bad parameter)
+    GET /items/trending?k=20
+    GET /users/{user_id}/features       404 for a user never seen
     GET /healthz
-    POST /events                          HTTP ingest (models/ingest.py); 503 when not configured
+    GET /metrics                        Prometheus text format
+    POST /events                        HTTP ingest (models/ingest.py); 503 when not configured
 
 Everything is injected: the composition root builds the DynamoDB client, the store, the
-recommender and the cache, and owns (closes) them; the app only uses them. A failing cache
-degrades to uncached answers instead of failing requests.
+recommender and the cache, and owns (closes) them; the app only uses them.
+
+Degradation, never a 5xx for it: when the cache fails, answers are computed uncached; when the
+online store is slower than ``deadline_seconds`` or fails, the answer is the last popular list
+the worker read (filters applied), not cached. Either way the answer says ``degraded: true`` and
+why (``degraded_reasons``).
 """
 
 from __future__ import annotations
@@ -15,22 +23,38 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from models.cache import CacheError, RecommendationCache
+from feature_store.definitions import FEATURES
+from feature_store.features import user_key
+from feature_store.online import FeatureStore
+from feature_store.transforms import trending_score
+from models.cache import CacheError, Lookup, RecommendationCache
+from models.filters import Filters
 from models.ingest import IngestConfig, ingest_router
-from models.recommender import Recommender
+from models.recommender import Recommendation, Recommender
+from models.worker_metrics import WorkerMetrics
+from producers.events import ID_PATTERN, MAX_ID_CHARS
 
 log = logging.getLogger(__name__)
 
 MAX_K = 100
+MAX_FILTER_VALUES = 100
+DEFAULT_DEADLINE_SECONDS = 0.25
 STARTUP_TIMEOUT_SECONDS = 10.0
+USER_FEATURES = tuple(f.name for f in FEATURES if f.entity == "user")
+
+ItemId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+Names = Annotated[list[str], Query(max_length=MAX_FILTER_VALUES)]
 
 
 class RecommendationOut(BaseModel):
@@ -48,6 +72,30 @@ class RecommendationsResponse(BaseModel):
     k: int
     recommendations: list[RecommendationOut]
     cached: bool  # served from the cache, not computed for this request
+    degraded: bool = False  # not the full answer, or not through the usual path: see reasons
+    degraded_reasons: list[str] = []
+
+
+class TrendingItem(BaseModel):
+    """One trending item: interactions in the last hour against its 7-day hourly mean."""
+
+    item_id: str
+    score: float
+
+
+class TrendingResponse(BaseModel):
+    """The answer of ``GET /items/trending``."""
+
+    items: list[TrendingItem]
+    degraded: bool = False
+    degraded_reasons: list[str] = []
+
+
+class UserFeaturesResponse(BaseModel):
+    """The answer of ``GET /users/{user_id}/features``: each user feature's value now."""
+
+    user_id: str
+    features: dict[str, Any]
 
 
 def create_app(
@@ -55,49 +103,149 @@ def create_app(
     cache: RecommendationCache,
     ttl_seconds: float,
     ingest: IngestConfig | None = None,
+    *,
+    store: FeatureStore | None = None,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    metrics: WorkerMetrics | None = None,
 ) -> FastAPI:
-    """The worker's FastAPI app; answers are cached per ``(user_id, k)`` for ``ttl_seconds``.
+    """The worker's FastAPI app; answers are cached per user, ``k`` and filters for
+    ``ttl_seconds`` and go stale when the user's features change.
 
-    ``POST /events`` publishes through ``ingest``; without it the route answers 503.
+    ``store`` serves ``/users/{id}/features`` (404 for every user without it). ``POST /events``
+    publishes through ``ingest``; without it the route answers 503.
     """
     app = FastAPI(title="streamrec recommender", version="0.1.0")
     app.include_router(ingest_router(ingest))
+    metrics = metrics or WorkerMetrics()
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    async def deadline(awaitable: Awaitable[Any]) -> Any:
+        return await asyncio.wait_for(awaitable, deadline_seconds)
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
     async def recommendations(
-        user_id: str, k: int = Query(10, ge=1, le=MAX_K)
+        user_id: UserId,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        exclude_seen: bool = True,
+        exclude_items: Annotated[list[ItemId], Query(max_length=MAX_FILTER_VALUES)] = [],  # noqa: B006
+        include_genres: Names = [],  # noqa: B006
+        exclude_genres: Names = [],  # noqa: B006
     ) -> RecommendationsResponse:
-        """Up to ``k`` recommendations for ``user_id``, best first."""
-        hit = await _cache_get(cache, user_id, k)
-        if hit is not None:
-            items = [RecommendationOut.model_validate(r) for r in hit]
+        """Up to ``k`` recommendations for ``user_id``, best first, each with its reason."""
+        filters = Filters(
+            exclude_seen,
+            frozenset(exclude_items),
+            frozenset(include_genres),
+            frozenset(exclude_genres),
+        )
+        variant = str(k) if filters.is_default else f"{k}-{filters.fingerprint()}"
+        reasons: list[str] = []
+        lookup = await _cache_get(cache, user_id, variant, metrics)
+        if lookup is None:
+            reasons.append("cache unavailable: computed without it")
+            metrics.degraded.labels("cache_unavailable").inc()
+        elif lookup.recs is not None:
+            items = [RecommendationOut.model_validate(r) for r in lookup.recs]
             return RecommendationsResponse(user_id=user_id, k=k, recommendations=items, cached=True)
-        recs = [asdict(r) for r in await recommender.recommend(user_id, k)]
-        await _cache_set(cache, user_id, k, recs, ttl_seconds)
-        items = [RecommendationOut.model_validate(r) for r in recs]
-        return RecommendationsResponse(user_id=user_id, k=k, recommendations=items, cached=False)
+        try:
+            recs: list[Recommendation] = await deadline(recommender.recommend(user_id, k, filters))
+        except TimeoutError:
+            recs = recommender.fallback(k, filters)
+            reasons.append(f"features slower than {deadline_seconds:g} s: popular items")
+            metrics.degraded.labels("features_timeout").inc()
+        except Exception as exc:  # the store failed: an answer still beats a 5xx
+            log.warning("reading %s's features failed; serving popular", user_id, exc_info=True)
+            recs = recommender.fallback(k, filters)
+            reasons.append(f"features unavailable ({type(exc).__name__}): popular items")
+            metrics.degraded.labels("features_error").inc()
+        else:
+            if lookup is not None:
+                payload = [asdict(r) for r in recs]
+                await _cache_set(cache, user_id, variant, payload, ttl_seconds, lookup)
+        items = [RecommendationOut(item_id=r.item_id, score=r.score, reason=r.reason) for r in recs]
+        return RecommendationsResponse(
+            user_id=user_id,
+            k=k,
+            recommendations=items,
+            cached=False,
+            degraded=bool(reasons),
+            degraded_reasons=reasons,
+        )
+
+    @app.get("/items/trending", response_model=TrendingResponse)
+    async def trending(k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> TrendingResponse:
+        """The ``k`` most trending items now (score above 1: busier than their usual hour)."""
+        reasons: list[str] = []
+        try:
+            popular = await deadline(recommender.popular())
+        except Exception as exc:
+            popular = recommender.last_popular()
+            reasons.append(f"features unavailable ({type(exc).__name__}): last list read")
+            cause = "features_timeout" if isinstance(exc, TimeoutError) else "features_error"
+            metrics.degraded.labels(cause).inc()
+        now = int(time.time() * 1000)
+        scored = [(c.item_id, trending_score(c.recent, c.week, now)) for c in popular.trending]
+        scored.sort(key=lambda pair: (-pair[1], pair[0]))
+        items = [TrendingItem(item_id=i, score=round(s, 6)) for i, s in scored[:k] if s > 1.0]
+        return TrendingResponse(items=items, degraded=bool(reasons), degraded_reasons=reasons)
+
+    @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse)
+    async def user_features(user_id: UserId) -> UserFeaturesResponse:
+        """Every user feature's value now (``null`` for a value past its TTL)."""
+        if store is None:
+            raise HTTPException(404, f"user {user_id!r} not found")
+        (values,) = await store.read([user_key(user_id)], USER_FEATURES)
+        if values is None:
+            raise HTTPException(404, f"user {user_id!r} not found")
+        return UserFeaturesResponse(user_id=user_id, features=values)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok"}
 
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """The worker's metrics in the Prometheus text format."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
-async def _cache_get(cache: RecommendationCache, user_id: str, k: int) -> list[dict] | None:
+async def _cache_get(
+    cache: RecommendationCache, user_id: str, variant: str, metrics: WorkerMetrics
+) -> Lookup | None:
     try:
-        return await cache.get(user_id, k)
+        lookup = await cache.get(user_id, variant)
     except CacheError:
         log.warning("recommendation cache read failed; computing", exc_info=True)
+        metrics.cache.labels("error").inc()
         return None
+    metrics.cache.labels("miss" if lookup.recs is None else "hit").inc()
+    return lookup
 
 
 async def _cache_set(
-    cache: RecommendationCache, user_id: str, k: int, recs: list[dict], ttl_seconds: float
+    cache: RecommendationCache,
+    user_id: str,
+    variant: str,
+    recs: list[dict],
+    ttl_seconds: float,
+    lookup: Lookup,
 ) -> None:
     try:
-        await cache.set(user_id, k, recs, ttl_seconds)
+        await cache.set(user_id, variant, recs, ttl_seconds, lookup.generation)
     except CacheError:
         log.warning("recommendation cache write failed; answer not cached", exc_info=True)
 

@@ -28,7 +28,9 @@ MAX_CONTEXT_VALUE_CHARS = 256
 MIN_TIMESTAMP_MS = 631_152_000_000  # 1990-01-01T00:00:00Z
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+MAX_ID_CHARS = 128
+ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"  # ids travel in URLs, Redis keys and DynamoDB keys
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 ContextValue = str | int | float | bool
 
 

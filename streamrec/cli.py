@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.apply import apply
 from infra.settings import Settings
+from streamrec.evaluate import add_model_parsers
 from streamrec.infra_cmd import add_infra_commands
 from streamrec.replay_args import add_replay_parser
 
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
     add_replay_parser(sub)
+    add_model_parsers(sub)
     _sql_parser(sub)
     return parser
 
@@ -162,7 +164,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from streamrec.wiring import pipeline, recommender_app
 
     async def run() -> None:
-        async with pipeline(settings) as p, recommender_app(settings, p.online) as app:
+        async with (
+            pipeline(settings) as p,
+            recommender_app(settings, p.online, s3=p.clients.s3) as app,
+        ):
             await serve(app, settings.api_host, settings.api_port)
 
     asyncio.run(run())

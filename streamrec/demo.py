@@ -24,6 +24,7 @@ from infra.apply import apply
 from infra.clients import client
 from infra.local import embedded_stack
 from infra.settings import Settings
+from models.catalog import ItemCatalog
 from models.worker import running
 from producers.events import Event
 from producers.movielens import load_movielens
@@ -88,7 +89,9 @@ async def consume_and_serve(
     async with pipeline(settings) as p:
         await consume(p, produced)
         async with (
-            recommender_app(settings, p.online) as app,
+            recommender_app(
+                settings, p.online, ItemCatalog.from_events(events), p.clients.s3
+            ) as app,
             running(app, settings.api_host, settings.api_port) as url,
         ):
             summary = await summarise(p, produced, events, url)

@@ -27,7 +27,13 @@ from consumers.processor import RecordProcessor
 from feature_store.online import OnlineStore
 from infra.clients import async_client
 from infra.settings import Settings
-from streamrec.parts import dead_letter_of, features_of, lander_of, offline_store_of
+from streamrec.parts import (
+    dead_letter_of,
+    features_of,
+    invalidator_of,
+    lander_of,
+    offline_store_of,
+)
 
 
 @asynccontextmanager
@@ -42,7 +48,9 @@ async def shard_processors(
             for service in ("dynamodb", "s3", "glue")
         ]
         offline = offline_store_of(settings, s3, glue)
-        features = features_of(settings, OnlineStore(dynamodb, settings.features_table))
+        invalidate = await stack.enter_async_context(invalidator_of(settings))
+        online = OnlineStore(dynamodb, settings.features_table)
+        features = features_of(settings, online, invalidate)
         dead_letter = dead_letter_of(settings, s3)
         yield [features, lander_of(settings, offline)], dead_letter
 

@@ -6,11 +6,14 @@ build its processors without importing the API and the cache.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
+from feature_store.invalidation import Invalidator, RedisInvalidator
 from feature_store.offline import OfflineStore
 from feature_store.online import FeatureStore
 from infra.settings import Settings
@@ -37,13 +40,31 @@ def lander_of(settings: Settings, offline: OfflineStore) -> ParquetLander:
     )
 
 
-def features_of(settings: Settings, online: FeatureStore) -> FeatureProcessor:
-    """The feature processor over ``online``, coalescing batches as the settings say."""
+def features_of(
+    settings: Settings, online: FeatureStore, invalidate: Invalidator | None = None
+) -> FeatureProcessor:
+    """The feature processor over ``online``, coalescing batches as the settings say, and
+    invalidating the written users' cached recommendations through ``invalidate``."""
     return FeatureProcessor(
         online,
         max_events=settings.feature_buffer_events,
         max_seconds=settings.feature_buffer_seconds,
+        invalidate=invalidate,
     )
+
+
+@asynccontextmanager
+async def invalidator_of(settings: Settings) -> AsyncIterator[Invalidator | None]:
+    """The invalidator of the Redis cache the settings name (None without Redis: a process-memory
+    cache is only invalidated by its own process), closed when the block ends."""
+    if not settings.redis_url:
+        yield None
+        return
+    invalidator = RedisInvalidator(settings.redis_url, settings.cache_prefix)
+    try:
+        yield invalidator
+    finally:
+        await invalidator.close()
 
 
 def dead_letter_of(settings: Settings, s3: Any) -> DeadLetterSink:

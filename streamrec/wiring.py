@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,11 +21,20 @@ from feature_store.online import OnlineStore
 from infra.clients import async_client, client
 from infra.settings import Settings
 from models.cache import make_cache
+from models.catalog import ItemCatalog
 from models.ingest import IngestConfig, ThreadedPublisher
 from models.recommender import Recommender
+from models.registry import ModelRegistry, ModelVersion
+from models.reload import ModelReloader
 from models.worker import create_app
 from producers.producer import EventProducer
-from streamrec.parts import dead_letter_of, features_of, lander_of, offline_store_of
+from streamrec.parts import (
+    dead_letter_of,
+    features_of,
+    invalidator_of,
+    lander_of,
+    offline_store_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +75,11 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
                 for service in ("kinesis", "dynamodb", "s3", "glue", "dynamodb")
             ]
         )
+        invalidate = await stack.enter_async_context(invalidator_of(settings))
         online = OnlineStore(clients.dynamodb, settings.features_table)
         offline = offline_store_of(settings, clients.s3, clients.glue)
-        features, lander = features_of(settings, online), lander_of(settings, offline)
+        features = features_of(settings, online, invalidate)
+        lander = lander_of(settings, offline)
         runner = build_runner(settings, clients, [features, lander])
         yield Pipeline(settings, clients, online, offline, features, lander, runner)
 
@@ -113,12 +125,37 @@ async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
 
 
 @asynccontextmanager
-async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncIterator[FastAPI]:
-    """The recommender API over ``online``, caching in Redis if the settings name one.
+async def recommender_app(
+    settings: Settings,
+    online: OnlineStore,
+    catalog: ItemCatalog | None = None,
+    s3: Any = None,
+) -> AsyncIterator[FastAPI]:
+    """The recommender API over ``online``, caching in Redis if the settings name one; genre
+    filters and content candidates know the genres of ``catalog``'s items.
 
-    ``POST /events`` publishes to the settings' stream when ``ingest_api_keys`` is set (it
-    answers 503 otherwise). The cache and the ingest producer close when the block ends.
+    With ``s3``, the promoted version of ``settings.serving_model`` in the model registry is
+    loaded and its item neighbours served, and a newly promoted one swapped in while serving
+    (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
+    when ``ingest_api_keys`` is set (it answers 503 otherwise). The cache, the reloader and the
+    ingest producer stop when the block ends.
     """
+    catalog = catalog or ItemCatalog()
+    recommender = Recommender(online, catalog)
+    stop = asyncio.Event()
+    reloading = None
+    if s3 is not None and settings.serving_model:
+
+        async def install(version: ModelVersion, artifact: bytes) -> None:
+            from models.serving import neighbour_table  # numpy and scipy: only once a model is
+
+            recommender.use(catalog, await asyncio.to_thread(neighbour_table, artifact))
+
+        registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
+        reloader = ModelReloader(
+            registry, settings.serving_model, install, settings.model_poll_seconds
+        )
+        reloading = asyncio.create_task(reloader.run(stop))
     cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
     publisher, ingest = None, None
     if settings.ingest_keys:
@@ -127,9 +164,17 @@ async def recommender_app(settings: Settings, online: OnlineStore) -> AsyncItera
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
         yield create_app(
-            Recommender(online), cache, ttl_seconds=settings.cache_ttl_seconds, ingest=ingest
+            recommender,
+            cache,
+            ttl_seconds=settings.cache_ttl_seconds,
+            ingest=ingest,
+            store=online,
+            deadline_seconds=settings.recommend_deadline_seconds,
         )
     finally:
+        stop.set()
+        if reloading is not None:
+            await reloading
         await cache.close()
         if publisher is not None:
             failed = await publisher.aclose()

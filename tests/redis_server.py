@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 
@@ -69,12 +70,26 @@ def redis_url_for_tests() -> Iterator[str]:
     if answers(LOCAL_URL):
         yield LOCAL_URL
         return
-    with _redis_server() as url:
-        yield url
+    with redis_server() as server:
+        yield server.url
+
+
+@dataclass
+class RunningRedis:
+    """A throwaway ``redis-server`` of this test run."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """Kill it (as a crash would): clients see connections refused from now on."""
+        self.process.kill()
+        self.process.wait(timeout=STARTUP_TIMEOUT_SECONDS)
 
 
 @contextmanager
-def _redis_server() -> Iterator[str]:
+def redis_server() -> Iterator[RunningRedis]:
+    """A ``redis-server`` on a free loopback port, without persistence, killed on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisUnavailable(f"set {ENV_VARIABLE}, run Redis on 6379, or install redis-server")
@@ -92,12 +107,12 @@ def _redis_server() -> Iterator[str]:
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/15"
+    server = RunningRedis(url, process)
     try:
         _wait_until_answering(url, process)
-        yield url
+        yield server
     finally:
-        process.kill()
-        process.wait(timeout=STARTUP_TIMEOUT_SECONDS)
+        server.stop()
 
 
 def _wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
