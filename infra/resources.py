@@ -49,6 +49,7 @@ class Bucket:
     events_prefix: str = "events/"
     dead_letter_prefix: str = "dead-letter/"
     lake_errors_prefix: str = "lake-errors/"
+    models_prefix: str = "models/"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def resources(settings: Settings, environment: Environment | None = None) -> Res
             events_prefix=settings.events_prefix,
             dead_letter_prefix=settings.dead_letter_prefix,
             lake_errors_prefix=settings.lake_errors_prefix,
+            models_prefix=settings.models_prefix,
         ),
         events_table=GlueTable(
             database=settings.glue_database,

@@ -21,7 +21,6 @@ IMAGE = sub(
     "${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/${ImageRepository}:${ImageTag}"
 )
 REPOSITORY = arn("ecr", "repository/${ImageRepository}")
-MODELS_PREFIX = "models/"  # the model registry's prefix in the lake bucket (issue 6)
 INGEST_SECRET = "IngestApiKey"
 
 
@@ -36,6 +35,8 @@ def settings_environment(settings: Settings) -> dict[str, object]:
         "STREAMREC_EVENTS_PREFIX": settings.events_prefix,
         "STREAMREC_DEAD_LETTER_PREFIX": settings.dead_letter_prefix,
         "STREAMREC_LAKE_ERRORS_PREFIX": settings.lake_errors_prefix,
+        "STREAMREC_MODELS_PREFIX": settings.models_prefix,
+        "STREAMREC_SERVING_MODEL": settings.serving_model,
         "STREAMREC_GLUE_DATABASE": settings.glue_database,
         "STREAMREC_GLUE_EVENTS_TABLE": settings.glue_events_table,
         "STREAMREC_APP_NAME": settings.app_name,
@@ -64,6 +65,8 @@ def components(settings: Settings, res: Resources, env: Environment) -> list[Com
             ["consume"],
             env.consumers,
             iam.consumer_statements(res),
+            # the feature processor bumps the users' cache generations (invalidation)
+            variables={"STREAMREC_REDIS_URL": REDIS_URL},
             stop_timeout=120,  # finish the batch, checkpoint, release the leases
         ),
         Component(
@@ -79,7 +82,14 @@ def components(settings: Settings, res: Resources, env: Environment) -> list[Com
             secrets={"STREAMREC_INGEST_API_KEYS": INGEST_SECRET},
             port=WORKER_PORT,
         ),
-        Component("Trainer", ["train"], env.trainer, iam.trainer_statements(res, MODELS_PREFIX)),
+        Component(
+            "Trainer",
+            # the model the worker serves, registered and promoted if it beats the current one
+            ["train", "--model", settings.serving_model, "--publish"],
+            env.trainer,
+            iam.trainer_statements(res),
+            variables={"STREAMREC_PROMOTION_MARGIN": str(settings.promotion_margin)},
+        ),
     ]
 
 

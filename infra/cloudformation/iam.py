@@ -113,25 +113,28 @@ def lambda_statements(res: Resources, log_group: str) -> list[Json]:
 
 
 def worker_statements(res: Resources) -> list[Json]:
-    """``streamrec serve``: reads features; ingest puts events (its producer lists shards)."""
+    """``streamrec serve``: reads features, loads the promoted model from the registry; ingest
+    puts events (its producer lists the shards)."""
     return [
         allow(["dynamodb:BatchGetItem"], [att(FEATURES, "Arn")]),
         allow(["kinesis:ListShards", "kinesis:PutRecords"], [att(STREAM, "Arn")]),
+        *_registry(res, write=False),
     ]
 
 
-def trainer_statements(res: Resources, models_prefix: str) -> list[Json]:
-    """``streamrec train``: reads the lake through Glue, writes model artifacts."""
-    bucket = res.bucket
+def trainer_statements(res: Resources) -> list[Json]:
+    """``streamrec train --publish``: registers a version and promotes it (reads the pointer)."""
+    return _registry(res, write=True)
+
+
+def _registry(res: Resources, write: bool) -> list[Json]:
+    # ListBucket on the bucket (a specific resource, no prefix condition): without it S3 answers
+    # a missing key (no promoted version yet) with 403 instead of NoSuchKey, which the registry
+    # reads as "none yet"
+    actions = ["s3:GetObject", "s3:PutObject"] if write else ["s3:GetObject"]
     return [
-        allow(["glue:GetTable", "glue:GetPartitions"], glue_arns(res)),
-        allow(
-            ["s3:ListBucket"],
-            [att(BUCKET, "Arn")],
-            StringLike={"s3:prefix": [bucket.events_prefix + "*", models_prefix + "*"]},
-        ),
-        allow(["s3:GetObject"], [objects(bucket.events_prefix), objects(models_prefix)]),
-        allow(["s3:PutObject"], [objects(models_prefix)]),
+        allow(["s3:ListBucket"], [att(BUCKET, "Arn")]),
+        allow(actions, [objects(res.bucket.models_prefix)]),
     ]
 
 

@@ -59,7 +59,10 @@ def network_resources(env: Environment) -> dict[str, Json]:
         "TrainerSecurityGroup": _group("streamrec training task", [], "trainer", env),
         "CacheSecurityGroup": _group(
             "streamrec Redis cache",
-            [_from_group(REDIS_PORT, "WorkerSecurityGroup", "the worker tasks")],
+            [
+                _from_group(REDIS_PORT, "WorkerSecurityGroup", "the worker tasks"),
+                _from_group(REDIS_PORT, "ConsumerSecurityGroup", "the consumers (invalidation)"),
+            ],
             "cache",
             env,
         ),
@@ -108,6 +111,21 @@ def _load_balancer(env: Environment) -> dict[str, Json]:
                 "Certificates": if_(https, [{"CertificateArn": ref("CertificateArn")}], NO_VALUE),
                 "SslPolicy": if_(https, "ELBSecurityPolicy-TLS13-1-2-2021-06", NO_VALUE),
                 "DefaultActions": [{"Type": "forward", "TargetGroupArn": ref("WorkerTargetGroup")}],
+            },
+        ),
+        # the worker's Prometheus /metrics is for the VPC (a scraper), not for the internet
+        "HideMetricsRule": resource(
+            "AWS::ElasticLoadBalancingV2::ListenerRule",
+            {
+                "ListenerArn": ref("WorkerListener"),
+                "Priority": 1,
+                "Conditions": [{"Field": "path-pattern", "Values": ["/metrics", "/metrics/*"]}],
+                "Actions": [
+                    {
+                        "Type": "fixed-response",
+                        "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"},
+                    }
+                ],
             },
         ),
     }

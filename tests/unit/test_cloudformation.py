@@ -213,7 +213,11 @@ def test_components_get_the_settings_names_as_variables_streamrec_reads(env: str
         assert variables["STREAMREC_DEAD_LETTER_PREFIX"] == "poison/"
         assert "STREAMREC_INGEST_API_KEYS" not in variables  # a secret, never plain text
         commands[container["Name"]] = container["Command"]
-    assert commands == {"consumer": ["consume"], "worker": ["serve"], "trainer": ["train"]}
+    assert commands == {
+        "consumer": ["consume"],
+        "worker": ["serve"],
+        "trainer": ["train", "--model", SETTINGS.serving_model, "--publish"],
+    }
     function = _props(env, "ConsumerFunction")["Environment"]["Variables"]
     assert set(function) <= fields and function["STREAMREC_CHECKPOINTS_TABLE"] == "shop-checkpoints"
     worker = next(c for c in _containers(env) if c["Name"] == "worker")
@@ -273,3 +277,35 @@ def test_the_readme_lists_the_environments_as_generated() -> None:
     begin, end = "<!-- environments:begin -->\n", "\n<!-- environments:end -->"
     listed = text[text.index(begin) + len(begin) : text.index(end)]
     assert listed == markdown_table(), "regenerate with infra.environments.markdown_table()"
+
+
+def test_redis_takes_only_the_worker_and_the_consumers_and_metrics_stay_inside() -> None:
+    ingress = _props("prod", "CacheSecurityGroup")["SecurityGroupIngress"]
+    sources = {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in ingress}
+    assert sources == {"WorkerSecurityGroup", "ConsumerSecurityGroup"}
+    assert all(rule["FromPort"] == rule["ToPort"] == 6379 for rule in ingress)
+    redis_users = {
+        c["Name"]
+        for c in _containers("prod")
+        if any(v["Name"] == "STREAMREC_REDIS_URL" for v in c["Environment"])
+    }
+    assert redis_users == {"consumer", "worker"}
+    assert _props("prod", "Cache")["TransitEncryptionEnabled"] is True
+    hidden = _props("prod", "HideMetricsRule")
+    assert hidden["Conditions"][0]["Values"][0] == "/metrics"
+    assert hidden["Actions"][0]["Type"] == "fixed-response"
+
+
+def test_the_registry_is_read_by_the_worker_and_written_by_the_trainer_only() -> None:
+    models = {"Fn::Sub": "${Lake.Arn}/" + SETTINGS.models_prefix + "*"}
+    access = {
+        (role, action)
+        for role, statement in _statements("prod")
+        if models in statement["Resource"]
+        for action in statement["Action"]
+    }
+    assert access == {
+        ("WorkerTaskRole", "s3:GetObject"),
+        ("TrainerTaskRole", "s3:GetObject"),
+        ("TrainerTaskRole", "s3:PutObject"),
+    }
