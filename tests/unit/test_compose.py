@@ -53,6 +53,7 @@ def test_services_have_health_checks_and_start_in_order() -> None:
     for name in ("consumer", "worker"):
         depends = services[name]["depends_on"]
         assert depends["apply"] == {"condition": "service_completed_successfully"}, name
+        assert depends["redis"] == {"condition": "service_healthy"}, name
     assert services["apply"]["depends_on"]["moto"] == {"condition": "service_healthy"}
 
 
