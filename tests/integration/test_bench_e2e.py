@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "e2e.py"
@@ -25,6 +26,7 @@ def test_a_smoke_run_reports_every_figure_finite() -> None:
     spec = importlib.util.spec_from_file_location("bench_e2e", BENCH)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
     out = bench.run(smoke=True, stacks="embedded", rates=None, seconds=3.0)
     json.dumps(out)  # printable as JSON
