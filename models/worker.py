@@ -3,6 +3,7 @@
     GET /recommendations/{user_id}?k=10&exclude_seen=true&exclude_items=..&include_genres=..
                                         &exclude_genres=..      (422 naming the bad parameter)
     GET /items/trending?k=20
+    GET /items/popular?k=20
     GET /users/{user_id}/features       404 for a user never seen
     GET /healthz
     GET /metrics                        Prometheus text format
@@ -34,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from feature_store.definitions import FEATURES
-from feature_store.features import user_key
+from feature_store.features import Popular, user_key
 from feature_store.online import FeatureStore
 from feature_store.transforms import trending_score
 from models.cache import CacheError, Lookup, RecommendationCache
@@ -77,14 +78,15 @@ class RecommendationsResponse(BaseModel):
 
 
 class TrendingItem(BaseModel):
-    """One trending item: interactions in the last hour against its 7-day hourly mean."""
+    """One item of a global list: trending (last hour against its 7-day hourly mean) or
+    popular (its interactions)."""
 
     item_id: str
     score: float
 
 
 class TrendingResponse(BaseModel):
-    """The answer of ``GET /items/trending``."""
+    """The answer of ``GET /items/trending`` and ``GET /items/popular``."""
 
     items: list[TrendingItem]
     degraded: bool = False
@@ -186,21 +188,30 @@ def create_app(
             degraded_reasons=reasons,
         )
 
+    async def global_row() -> tuple[Popular, list[str]]:
+        try:
+            return await deadline(recommender.popular()), []
+        except Exception as exc:  # slow or failing store: the last copy read, flagged
+            cause = "features_timeout" if isinstance(exc, TimeoutError) else "features_error"
+            metrics.degraded.labels(cause).inc()
+            reason = f"features unavailable ({type(exc).__name__}): last list read"
+            return recommender.last_popular(), [reason]
+
     @app.get("/items/trending", response_model=TrendingResponse)
     async def trending(k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> TrendingResponse:
         """The ``k`` most trending items now (score above 1: busier than their usual hour)."""
-        reasons: list[str] = []
-        try:
-            popular = await deadline(recommender.popular())
-        except Exception as exc:
-            popular = recommender.last_popular()
-            reasons.append(f"features unavailable ({type(exc).__name__}): last list read")
-            cause = "features_timeout" if isinstance(exc, TimeoutError) else "features_error"
-            metrics.degraded.labels(cause).inc()
+        popular, reasons = await global_row()
         now = int(time.time() * 1000)
         scored = [(c.item_id, trending_score(c.recent, c.week, now)) for c in popular.trending]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))
         items = [TrendingItem(item_id=i, score=round(s, 6)) for i, s in scored[:k] if s > 1.0]
+        return TrendingResponse(items=items, degraded=bool(reasons), degraded_reasons=reasons)
+
+    @app.get("/items/popular", response_model=TrendingResponse)
+    async def popular_items(k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> TrendingResponse:
+        """The ``k`` items with the most interactions, all time (score: their interactions)."""
+        popular, reasons = await global_row()
+        items = [TrendingItem(item_id=i, score=float(n)) for i, n in popular.items[:k]]
         return TrendingResponse(items=items, degraded=bool(reasons), degraded_reasons=reasons)
 
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse)
