@@ -5,6 +5,7 @@
     GET /items/trending?k=20
     GET /items/popular?k=20
     GET /users/{user_id}/features       404 for a user never seen
+    GET /dashboard/                     the live dashboard (models/dashboard/)
     GET /healthz
     GET /metrics                        Prometheus text format
     POST /events                        HTTP ingest (models/ingest.py); 503 when not configured
@@ -27,10 +28,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -51,6 +54,7 @@ MAX_K = 100
 MAX_FILTER_VALUES = 100
 DEFAULT_DEADLINE_SECONDS = 0.25
 STARTUP_TIMEOUT_SECONDS = 10.0
+DASHBOARD = FilePath(__file__).with_name("dashboard")  # plain HTML, CSS and a script: no build step
 USER_FEATURES = tuple(f.name for f in FEATURES if f.entity == "user")
 
 ItemId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
@@ -223,6 +227,8 @@ def create_app(
         if values is None:
             raise HTTPException(404, f"user {user_id!r} not found")
         return UserFeaturesResponse(user_id=user_id, features=values)
+
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
