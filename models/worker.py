@@ -5,6 +5,7 @@
     GET /items/trending?k=20
     GET /items/popular?k=20
     GET /users/{user_id}/features       404 for a user never seen
+    GET /pipeline                       shards, lag, throughput, freshness (404 when not wired)
     GET /dashboard/                     the live dashboard (models/dashboard/)
     GET /healthz
     GET /metrics                        Prometheus text format
@@ -97,6 +98,35 @@ class TrendingResponse(BaseModel):
     degraded_reasons: list[str] = []
 
 
+class ShardStatus(BaseModel):
+    """One shard as its lease row says: who reads it, how far behind, how fast."""
+
+    shard_id: str
+    owner: str | None = None
+    lag_ms: int | None = None  # MillisBehindLatest at the holder's last report
+    events_per_s: float | None = None
+    checkpoint_age_s: float | None = None
+
+
+class FreshnessHistogram(BaseModel):
+    """Events by how long after their event time their features were written (recently)."""
+
+    bounds_s: list[float | None]  # upper bounds; None: no bound
+    counts: list[int]
+
+
+class PipelineResponse(BaseModel):
+    """The answer of ``GET /pipeline``: the consumers' shards, throughput and freshness."""
+
+    shards: list[ShardStatus]
+    events_per_s: float
+    freshness: FreshnessHistogram
+
+
+# what the composition root gives the worker to answer GET /pipeline
+PipelineStatus = Callable[[], Awaitable[PipelineResponse]]
+
+
 class UserFeaturesResponse(BaseModel):
     """The answer of ``GET /users/{user_id}/features``: each user feature's value now."""
 
@@ -113,11 +143,13 @@ def create_app(
     store: FeatureStore | None = None,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     metrics: WorkerMetrics | None = None,
+    pipeline: PipelineStatus | None = None,
 ) -> FastAPI:
     """The worker's FastAPI app; answers are cached per user, ``k`` and filters for
     ``ttl_seconds`` and go stale when the user's features change.
 
-    ``store`` serves ``/users/{id}/features`` (404 for every user without it). ``POST /events``
+    ``store`` serves ``/users/{id}/features`` (404 for every user without it), ``pipeline``
+    ``/pipeline`` (404 without it). ``POST /events``
     publishes through ``ingest``; without it the route answers 503.
     """
     app = FastAPI(title="streamrec recommender", version="0.1.0")
@@ -227,6 +259,16 @@ def create_app(
         if values is None:
             raise HTTPException(404, f"user {user_id!r} not found")
         return UserFeaturesResponse(user_id=user_id, features=values)
+
+    @app.get("/pipeline", response_model=PipelineResponse)
+    async def pipeline_status() -> PipelineResponse:
+        """Per-shard owner, lag, throughput and checkpoint age, and recent freshness."""
+        if pipeline is None:
+            raise HTTPException(404, "this worker was started without the pipeline's status")
+        try:
+            return await deadline(pipeline())
+        except Exception as exc:
+            raise HTTPException(503, f"pipeline status unavailable: {type(exc).__name__}") from exc
 
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 
