@@ -166,7 +166,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         async with (
             pipeline(settings) as p,
-            recommender_app(settings, p.online, s3=p.clients.s3) as app,
+            recommender_app(
+                settings, p.online, s3=p.clients.s3, dynamodb=p.clients.dynamodb
+            ) as app,
         ):
             await serve(app, settings.api_host, settings.api_port)
 

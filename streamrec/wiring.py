@@ -35,6 +35,7 @@ from streamrec.parts import (
     lander_of,
     offline_store_of,
 )
+from streamrec.pipeline_status import pipeline_status_of
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ async def recommender_app(
     online: OnlineStore,
     catalog: ItemCatalog | None = None,
     s3: Any = None,
+    dynamodb: Any = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
     filters and content candidates know the genres of ``catalog``'s items.
@@ -143,8 +145,9 @@ async def recommender_app(
     With ``s3``, the promoted version of ``settings.serving_model`` in the model registry is
     loaded and its item neighbours served, and a newly promoted one swapped in while serving
     (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
-    when ``ingest_api_keys`` is set (it answers 503 otherwise). The cache, the reloader and the
-    ingest producer stop when the block ends.
+    when ``ingest_api_keys`` is set (it answers 503 otherwise). With ``dynamodb``,
+    ``GET /pipeline`` (and the dashboard) show the consumers' shards from the checkpoints table.
+    The cache, the reloaders and the ingest producer stop when the block ends.
     """
     catalog = catalog or ItemCatalog()
     recommender = Recommender(online, catalog)
@@ -184,6 +187,7 @@ async def recommender_app(
             ingest=ingest,
             store=online,
             deadline_seconds=settings.recommend_deadline_seconds,
+            pipeline=None if dynamodb is None else pipeline_status_of(settings, dynamodb),
         )
         app.state.reloaders = reloaders  # model name -> its reloader (which version serves)
         yield app
