@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from consumers.features import FRESHNESS_BOUNDS_S
 from consumers.leases import LeaseTable
 from infra.settings import Settings
 from models.worker import FreshnessHistogram, PipelineResponse, PipelineStatus, ShardStatus
-
-FRESHNESS_BOUNDS_S: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, None)
 
 
 def pipeline_status_of(settings: Settings, dynamodb: Any) -> PipelineStatus:
