@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 KINESIS_MOCK := $(VENV)/node/node_modules/kinesis-local/main.js
 KINESIS_MOCK_VERSION := 0.6.2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamrec needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
@@ -20,6 +20,16 @@ $(KINESIS_MOCK): | $(STAMP)
 	@command -v npm >/dev/null || { echo "make test needs Node.js 18+ and npm (for kinesis-mock)"; exit 1; }
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node kinesis-local@$(KINESIS_MOCK_VERSION)
 
+# The dashboard's browser test drives Debian's Chromium through its chromedriver
+# (tests/e2e/test_dashboard.py). Installed here when missing and this is root on Debian; the test
+# is skipped, saying why, where it cannot be.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; }; } || \
+	  echo "note: no chromium/chromedriver: the dashboard's browser test will be skipped"
+
 demo: $(STAMP)
 	$(BIN)/streamrec demo $(DEMO_ARGS)
 
@@ -28,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint $(KINESIS_MOCK)
+test: lint $(KINESIS_MOCK) browser
 	$(BIN)/pytest -q
 
 clean:

@@ -39,6 +39,8 @@ __all__ = ["FeatureProcessor", "FeatureStats"]
 log = logging.getLogger(__name__)
 
 INVALIDATION_TIMEOUT_SECONDS = 1.0
+# upper bounds (s) of the freshness histogram: event time to features written; None: no bound
+FRESHNESS_BOUNDS_S: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, None)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class FeatureProcessor:
         max_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         invalidate: Invalidator | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_events < 0 or max_seconds < 0:
             raise ValueError(f"buffer limits must be >= 0, got {max_events}, {max_seconds} s")
@@ -69,6 +72,8 @@ class FeatureProcessor:
         self._held: dict[str, _Held] = {}
         self._invalidate = invalidate
         self.invalidation_failures = 0  # batches whose users' caches could not be invalidated
+        self._freshness: dict[str, list[int]] = {}
+        self._wall = wall_clock  # event times are wall-clock ms: freshness is measured on it
 
     @property
     def stats(self) -> FeatureStats:
@@ -125,8 +130,26 @@ class FeatureProcessor:
         await self._apply(shard_id, held.events)
         held.events = []
 
+    def freshness(self, shard_id: str) -> list[int]:
+        """Events of the shard applied since the last call, counted by how long after their event
+        time their features were written (``FRESHNESS_BOUNDS_S``); the counts restart at 0."""
+        counts = self._freshness.pop(shard_id, None)
+        return counts or [0] * len(FRESHNESS_BOUNDS_S)
+
+    def _count_freshness(self, shard_id: str, events: Sequence[Sequenced]) -> None:
+        counts = self._freshness.setdefault(shard_id, [0] * len(FRESHNESS_BOUNDS_S))
+        now_ms = self._wall() * 1000
+        last = len(FRESHNESS_BOUNDS_S) - 1
+        for s in events:
+            age = (now_ms - s.event.timestamp) / 1000
+            slot = next(
+                (i for i, bound in enumerate(FRESHNESS_BOUNDS_S[:last]) if age <= bound), last
+            )
+            counts[slot] += 1
+
     async def _apply(self, shard_id: str, events: Sequence[Sequenced]) -> None:
         await self._updater.apply(shard_id, events)
+        self._count_freshness(shard_id, events)
         if self._invalidate is None or not events:
             return
         users = {s.event.user_id for s in events}

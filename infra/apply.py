@@ -8,7 +8,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.clients import client
-from infra.resources import GlueTable, Resources, Table, resources
+from infra.environments import Environment
+from infra.resources import GlueTable, Resources, Stream, Table, resources
 from infra.settings import Settings
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -16,21 +17,28 @@ PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 
 
-def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Resources:
-    """Create every resource that is missing and wait until the stream is ACTIVE."""
-    res = resources(settings)
+def apply(
+    settings: Settings,
+    log: Callable[[str], None] = lambda _: None,
+    environment: Environment | None = None,
+) -> Resources:
+    """Create every resource that is missing and wait until the stream is ACTIVE.
+
+    ``environment`` shapes the stream and the backups as ``streamrec infra render`` does
+    (default: as locally, ``infra.resources.resources``)."""
+    res = resources(settings, environment)
     kinesis, dynamodb = client("kinesis", settings), client("dynamodb", settings)
     s3, glue = client("s3", settings), client("glue", settings)
 
     _create(
-        lambda: kinesis.create_stream(StreamName=res.stream.name, ShardCount=res.stream.shards),
+        lambda: kinesis.create_stream(**stream_spec(res.stream)),
         "ResourceInUseException",
         f"stream {res.stream.name}",
         log,
     )
     for table in (res.features, res.checkpoints):
         _create(
-            lambda t=table: dynamodb.create_table(**_table_spec(t)),
+            lambda t=table: dynamodb.create_table(**table_spec(t)),
             "ResourceInUseException",
             f"table {table.name}",
             log,
@@ -51,7 +59,7 @@ def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Re
         log,
     )
     _create(
-        lambda: glue.create_table(**_glue_table_spec(res.events_table)),
+        lambda: glue.create_table(**glue_table_spec(res.events_table)),
         "AlreadyExistsException",
         f"glue table {res.events_table.name}",
         log,
@@ -66,7 +74,27 @@ def apply(settings: Settings, log: Callable[[str], None] = lambda _: None) -> Re
         )
         if table.ttl_attribute:
             _enable_ttl(dynamodb, table.name, table.ttl_attribute, log)
+        if table.point_in_time_recovery and not pitr_enabled(dynamodb, table.name):
+            dynamodb.update_continuous_backups(
+                TableName=table.name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+            log(f"enabled point-in-time recovery on {table.name}")
     return res
+
+
+def stream_spec(stream: Stream) -> dict[str, Any]:
+    """CreateStream arguments of ``stream``."""
+    if stream.mode == "ON_DEMAND":
+        return {"StreamName": stream.name, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}
+    return {"StreamName": stream.name, "ShardCount": stream.shards}
+
+
+def pitr_enabled(dynamodb: Any, table: str) -> bool:
+    """Whether point-in-time recovery is on (or turning on) for ``table``."""
+    backups = dynamodb.describe_continuous_backups(TableName=table)
+    description = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+    return description.get("PointInTimeRecoveryStatus") in ("ENABLED", "ENABLING")
 
 
 def _enable_ttl(dynamodb: Any, table: str, attribute: str, log: Callable[[str], None]) -> None:
@@ -102,7 +130,8 @@ def _create_bucket(s3: Any, args: dict[str, Any]) -> None:
     raise ClientError({"Error": {"Code": "BucketAlreadyOwnedByYou"}}, "CreateBucket")
 
 
-def _table_spec(table: Table) -> dict[str, Any]:
+def table_spec(table: Table) -> dict[str, Any]:
+    """CreateTable arguments of ``table`` (also the template's table properties)."""
     return {
         "TableName": table.name,
         "KeySchema": [{"AttributeName": table.hash_key, "KeyType": "HASH"}],
@@ -111,13 +140,14 @@ def _table_spec(table: Table) -> dict[str, Any]:
     }
 
 
-def _glue_table_spec(table: GlueTable) -> dict[str, Any]:
+def glue_table_spec(table: GlueTable) -> dict[str, Any]:
+    """CreateTable arguments of ``table`` (its ``TableInput`` is also the template's)."""
     return {
         "DatabaseName": table.database,
         "TableInput": {
             "Name": table.name,
             "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "parquet", "parquet.compression": "SNAPPY"},
+            "Parameters": table.parameters,
             "PartitionKeys": [{"Name": n, "Type": t} for n, t in table.partition_keys],
             "StorageDescriptor": storage_descriptor(table.columns, table.location),
         },

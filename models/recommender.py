@@ -10,6 +10,9 @@ blended with the weights of ``Blend``:
   newest), the items co-visited with it, ``count / (1 + rank)``; reason ``seen with <item>``;
 - **neighbours** of the same recent items in the promoted batch model (item-item similarity),
   ``similarity / (1 + rank)``; reason ``similar to <item>``;
+- **content neighbours** of the recent items that are cold (no co-visits yet, unknown to the
+  batch model), from the promoted content model (TF-IDF of title and genres); reason
+  ``like <item>``;
 - **trending**: the global row's trending candidates whose score now is above 1 (more
   interactions in the last hour than usual); reason ``trending``;
 - **content**: popular items of the user's strongest genres (decayed genre affinity, the item
@@ -137,6 +140,11 @@ def _content_source(
     return source
 
 
+def _cold(item_id: str, features: ItemFeatures | None, neighbours: Neighbours | None) -> bool:
+    """An item nothing but its content describes: no co-visits, no batch-model neighbours."""
+    return (features is None or not features.covis) and not (neighbours and neighbours.get(item_id))
+
+
 def rank(
     user: UserFeatures | None,
     items: Sequence[ItemFeatures | None],
@@ -146,6 +154,7 @@ def rank(
     filters: Filters = NO_FILTERS,
     catalog: ItemCatalog = EMPTY_CATALOG,
     neighbours: Neighbours | None = None,
+    cold_neighbours: Neighbours | None = None,
     now_ms: int = 0,
     blend: Blend = Blend(),
 ) -> list[Recommendation]:
@@ -160,9 +169,17 @@ def rank(
     if user is not None:
         covis = [None if f is None else list(f.covis.items()) for f in items]
         sources.append((blend.covisit, _neighbour_source(user, covis, "seen with")))
+        recent = user.recent[: len(items) or SOURCE_ITEMS]
         if neighbours:
-            lists = [neighbours.get(r.item_id) for r in user.recent[: len(items) or SOURCE_ITEMS]]
+            lists = [neighbours.get(r.item_id) for r in recent]
             sources.append((blend.neighbours, _neighbour_source(user, lists, "similar to")))
+        if cold_neighbours:
+            padded = [*items, *[None] * (len(recent) - len(items))]
+            cold = [
+                cold_neighbours.get(r.item_id) if _cold(r.item_id, f, neighbours) else None
+                for r, f in zip(recent, padded, strict=False)
+            ]
+            sources.append((blend.neighbours, _neighbour_source(user, cold, "like")))
         sources.append((blend.content, _content_source(user, popular, catalog, now_ms)))
 
     def allowed(item_id: str) -> bool:
@@ -235,7 +252,8 @@ class Recommender:
     ) -> None:
         self._store = store
         self._model = (catalog or ItemCatalog(), neighbours)
-        self.model_version = ""  # the batch model whose neighbours serve ("" for none)
+        self._cold: Neighbours | None = None
+        self._versions = {"batch": "", "content": ""}
         self._blend = blend
         self._clock = clock
         self._popular = _PopularCopy()
@@ -243,7 +261,17 @@ class Recommender:
     def use(self, catalog: ItemCatalog, neighbours: Neighbours | None, version: str = "") -> None:
         """Serve with this catalog and these neighbours (of model ``version``) from now on."""
         self._model = (catalog, neighbours)
-        self.model_version = version
+        self._versions["batch"] = version
+
+    def use_content(self, neighbours: Neighbours | None, version: str = "") -> None:
+        """Serve these content neighbours (of model ``version``) for cold recent items."""
+        self._cold = neighbours
+        self._versions["content"] = version
+
+    @property
+    def model_version(self) -> str:
+        """The model versions serving, joined ("" for none): part of the cache key."""
+        return "+".join(v for v in self._versions.values() if v)
 
     async def popular(self) -> Popular:
         """The global row, read again when the copy is older than ``POPULAR_MAX_AGE_SECONDS``."""
@@ -279,6 +307,7 @@ class Recommender:
             filters=filters,
             catalog=catalog,
             neighbours=neighbours,
+            cold_neighbours=self._cold,
             now_ms=now,
             blend=self._blend,
         )

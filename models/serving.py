@@ -19,4 +19,6 @@ def neighbour_table(artifact: bytes, k: int = NEIGHBOURS) -> Neighbours:
     model = read_artifact(artifact)
     if not isinstance(model, ItemNeighbours):
         raise ValueError(f"model {model.name!r} has no item neighbours to serve")
-    return {item: model.similar_items(item, k) for item in model.items}
+    # the content model also knows items nobody interacted with (its catalog): those matter most
+    items = getattr(model, "catalog", model.items)
+    return {item: model.similar_items(item, k) for item in items}

@@ -3,7 +3,10 @@
     GET /recommendations/{user_id}?k=10&exclude_seen=true&exclude_items=..&include_genres=..
                                         &exclude_genres=..      (422 naming the bad parameter)
     GET /items/trending?k=20
+    GET /items/popular?k=20
     GET /users/{user_id}/features       404 for a user never seen
+    GET /pipeline                       shards, lag, throughput, freshness (404 when not wired)
+    GET /dashboard/                     the live dashboard (models/dashboard/)
     GET /healthz
     GET /metrics                        Prometheus text format
     POST /events                        HTTP ingest (models/ingest.py); 503 when not configured
@@ -26,15 +29,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from feature_store.definitions import FEATURES
-from feature_store.features import user_key
+from feature_store.features import Popular, user_key
 from feature_store.online import FeatureStore
 from feature_store.transforms import trending_score
 from models.cache import CacheError, Lookup, RecommendationCache
@@ -50,6 +55,7 @@ MAX_K = 100
 MAX_FILTER_VALUES = 100
 DEFAULT_DEADLINE_SECONDS = 0.25
 STARTUP_TIMEOUT_SECONDS = 10.0
+DASHBOARD = FilePath(__file__).with_name("dashboard")  # plain HTML, CSS and a script: no build step
 USER_FEATURES = tuple(f.name for f in FEATURES if f.entity == "user")
 
 ItemId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
@@ -77,18 +83,48 @@ class RecommendationsResponse(BaseModel):
 
 
 class TrendingItem(BaseModel):
-    """One trending item: interactions in the last hour against its 7-day hourly mean."""
+    """One item of a global list: trending (last hour against its 7-day hourly mean) or
+    popular (its interactions)."""
 
     item_id: str
     score: float
 
 
 class TrendingResponse(BaseModel):
-    """The answer of ``GET /items/trending``."""
+    """The answer of ``GET /items/trending`` and ``GET /items/popular``."""
 
     items: list[TrendingItem]
     degraded: bool = False
     degraded_reasons: list[str] = []
+
+
+class ShardStatus(BaseModel):
+    """One shard as its lease row says: who reads it, how far behind, how fast."""
+
+    shard_id: str
+    owner: str | None = None
+    lag_ms: int | None = None  # MillisBehindLatest at the holder's last report
+    events_per_s: float | None = None
+    checkpoint_age_s: float | None = None
+
+
+class FreshnessHistogram(BaseModel):
+    """Events by how long after their event time their features were written (recently)."""
+
+    bounds_s: list[float | None]  # upper bounds; None: no bound
+    counts: list[int]
+
+
+class PipelineResponse(BaseModel):
+    """The answer of ``GET /pipeline``: the consumers' shards, throughput and freshness."""
+
+    shards: list[ShardStatus]
+    events_per_s: float
+    freshness: FreshnessHistogram
+
+
+# what the composition root gives the worker to answer GET /pipeline
+PipelineStatus = Callable[[], Awaitable[PipelineResponse]]
 
 
 class UserFeaturesResponse(BaseModel):
@@ -107,11 +143,13 @@ def create_app(
     store: FeatureStore | None = None,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     metrics: WorkerMetrics | None = None,
+    pipeline: PipelineStatus | None = None,
 ) -> FastAPI:
     """The worker's FastAPI app; answers are cached per user, ``k`` and filters for
     ``ttl_seconds`` and go stale when the user's features change.
 
-    ``store`` serves ``/users/{id}/features`` (404 for every user without it). ``POST /events``
+    ``store`` serves ``/users/{id}/features`` (404 for every user without it), ``pipeline``
+    ``/pipeline`` (404 without it). ``POST /events``
     publishes through ``ingest``; without it the route answers 503.
     """
     app = FastAPI(title="streamrec recommender", version="0.1.0")
@@ -186,21 +224,30 @@ def create_app(
             degraded_reasons=reasons,
         )
 
+    async def global_row() -> tuple[Popular, list[str]]:
+        try:
+            return await deadline(recommender.popular()), []
+        except Exception as exc:  # slow or failing store: the last copy read, flagged
+            cause = "features_timeout" if isinstance(exc, TimeoutError) else "features_error"
+            metrics.degraded.labels(cause).inc()
+            reason = f"features unavailable ({type(exc).__name__}): last list read"
+            return recommender.last_popular(), [reason]
+
     @app.get("/items/trending", response_model=TrendingResponse)
     async def trending(k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> TrendingResponse:
         """The ``k`` most trending items now (score above 1: busier than their usual hour)."""
-        reasons: list[str] = []
-        try:
-            popular = await deadline(recommender.popular())
-        except Exception as exc:
-            popular = recommender.last_popular()
-            reasons.append(f"features unavailable ({type(exc).__name__}): last list read")
-            cause = "features_timeout" if isinstance(exc, TimeoutError) else "features_error"
-            metrics.degraded.labels(cause).inc()
+        popular, reasons = await global_row()
         now = int(time.time() * 1000)
         scored = [(c.item_id, trending_score(c.recent, c.week, now)) for c in popular.trending]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))
         items = [TrendingItem(item_id=i, score=round(s, 6)) for i, s in scored[:k] if s > 1.0]
+        return TrendingResponse(items=items, degraded=bool(reasons), degraded_reasons=reasons)
+
+    @app.get("/items/popular", response_model=TrendingResponse)
+    async def popular_items(k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> TrendingResponse:
+        """The ``k`` items with the most interactions, all time (score: their interactions)."""
+        popular, reasons = await global_row()
+        items = [TrendingItem(item_id=i, score=float(n)) for i, n in popular.items[:k]]
         return TrendingResponse(items=items, degraded=bool(reasons), degraded_reasons=reasons)
 
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse)
@@ -212,6 +259,18 @@ def create_app(
         if values is None:
             raise HTTPException(404, f"user {user_id!r} not found")
         return UserFeaturesResponse(user_id=user_id, features=values)
+
+    @app.get("/pipeline", response_model=PipelineResponse)
+    async def pipeline_status() -> PipelineResponse:
+        """Per-shard owner, lag, throughput and checkpoint age, and recent freshness."""
+        if pipeline is None:
+            raise HTTPException(404, "this worker was started without the pipeline's status")
+        try:
+            return await deadline(pipeline())
+        except Exception as exc:
+            raise HTTPException(503, f"pipeline status unavailable: {type(exc).__name__}") from exc
+
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 from infra.apply import apply
 from infra.settings import Settings
 from streamrec.evaluate import add_model_parsers
+from streamrec.infra_cmd import add_infra_commands
 from streamrec.replay_args import add_replay_parser
 
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     infra.add_parser("apply", help="create every resource (idempotent)").set_defaults(func=_apply)
+    add_infra_commands(infra)
 
     consume = sub.add_parser("consume", help="run a consumer runtime on the stream")
     consume.add_argument(
@@ -164,7 +166,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         async with (
             pipeline(settings) as p,
-            recommender_app(settings, p.online, s3=p.clients.s3) as app,
+            recommender_app(
+                settings, p.online, s3=p.clients.s3, dynamodb=p.clients.dynamodb
+            ) as app,
         ):
             await serve(app, settings.api_host, settings.api_port)
 

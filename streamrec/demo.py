@@ -90,7 +90,11 @@ async def consume_and_serve(
         await consume(p, produced)
         async with (
             recommender_app(
-                settings, p.online, ItemCatalog.from_events(events), p.clients.s3
+                settings,
+                p.online,
+                ItemCatalog.from_events(events),
+                p.clients.s3,
+                p.clients.dynamodb,
             ) as app,
             running(app, settings.api_host, settings.api_port) as url,
         ):

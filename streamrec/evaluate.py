@@ -19,16 +19,31 @@ from infra.settings import Settings
 
 if TYPE_CHECKING:  # the models import numpy, scipy and implicit: only on use, not per command
     from models.evaluation import ModelSpec
+    from models.streaming import FeatureSource
+    from producers.events import Event
 
 METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "coverage@10", "fit_s", "score_ms_per_user")
 
 
-def model_specs() -> dict[str, ModelSpec]:
-    """Every model ``evaluate`` and ``train`` know, by name (register extra ones here)."""
-    from models.evaluation import default_specs
+STREAMING_GRID = [
+    {"trending": trending, "content": content}
+    for trending in (0.0, 0.1, 0.3)
+    for content in (0.0, 0.1, 0.3)
+]
+
+
+def model_specs(streaming: FeatureSource | None = None) -> dict[str, ModelSpec]:
+    """Every model ``evaluate`` and ``train`` know, by name (register extra ones here); the
+    streaming recommender when given where its features come from."""
+    from models.evaluation import ModelSpec, default_specs
+    from models.streaming import StreamingModel, memoised
     from producers.movielens import load_movie_metadata
 
-    return default_specs(load_movie_metadata())
+    specs = default_specs(load_movie_metadata())
+    if streaming is not None:
+        source = memoised(streaming)
+        specs["streaming"] = ModelSpec(lambda **p: StreamingModel(source, **p), STREAMING_GRID)
+    return specs
 
 
 def add_model_parsers(sub: Any) -> None:
@@ -38,7 +53,8 @@ def add_model_parsers(sub: Any) -> None:
     )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--models", help="comma-separated model names (default: all)")
-    ev.add_argument("--events", type=_positive, help="use the first N ratings (default: all)")
+    ev.add_argument("--events", type=_positive, help="use the first N events (default: all)")
+    _add_source(ev, default="movielens")
     ev.set_defaults(func=run_evaluate)
 
     train = sub.add_parser(
@@ -52,8 +68,48 @@ def add_model_parsers(sub: Any) -> None:
         help="register the version in the S3 model registry and promote it if it beats the "
         "promoted one by STREAMREC_PROMOTION_MARGIN on validation ndcg@10",
     )
-    train.add_argument("--events", type=_positive, help="use the first N ratings (default: all)")
+    train.add_argument("--events", type=_positive, help="use the first N events (default: all)")
+    _add_source(train, default="lake")
     train.set_defaults(func=run_train)
+
+
+def _add_source(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--source",
+        choices=("lake", "movielens"),
+        default=default,
+        help="the offline lake's events (the Glue table's Parquet in S3) or the bundled MovieLens "
+        f"ratings (default: {default})",
+    )
+
+
+class NoEvents(Exception):
+    """The chosen source holds no events."""
+
+
+def load_events(args: argparse.Namespace, settings: Settings) -> list[Event]:
+    """The events ``--source`` names, the first ``--events`` of them in event-time order; the
+    lake's once per event id (a replayed event lands twice)."""
+    from producers.movielens import load_movielens
+
+    if args.source == "movielens":
+        return load_movielens(args.events)
+    events = asyncio.run(_lake_events(settings))
+    if not events:
+        raise NoEvents(
+            f"the lake (s3://{settings.bucket}/{settings.events_prefix}) holds no events; "
+            "consume some first, or use --source movielens"
+        )
+    unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]
+    unique.sort(key=lambda e: e.timestamp)  # stable: equal times keep the lake's order
+    return unique[: args.events]
+
+
+async def _lake_events(settings: Settings) -> list[Event]:
+    from streamrec.wiring import offline_store
+
+    async with offline_store(settings) as offline:
+        return await offline.read_events()
 
 
 def _positive(text: str) -> int:
@@ -64,12 +120,21 @@ def _positive(text: str) -> int:
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    """Evaluate, print JSON or a table; exit status 2 on an unknown model name."""
+    """Evaluate, print JSON or a table; exit status 2 on an unknown model name. The streaming
+    recommender's training events go through a stream on an embedded stack started for it."""
+    from streamrec.through_stream import StreamFeatures
+
+    stream = StreamFeatures(settings)
+    try:
+        return _evaluate(args, settings, model_specs(stream))
+    finally:
+        stream.close()
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings, specs: dict[str, ModelSpec]) -> int:
     from models.evaluation import evaluate
     from models.interactions import InteractionLog
-    from producers.movielens import load_movielens
 
-    specs = model_specs()
     names = None if args.models is None else [n.strip() for n in args.models.split(",")]
     unknown = [n for n in names or [] if n not in specs]
     if unknown:
@@ -79,7 +144,11 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     began = time.perf_counter()
-    log = InteractionLog.from_events(load_movielens(args.events))
+    try:
+        log = InteractionLog.from_events(load_events(args, settings))
+    except NoEvents as exc:
+        print(f"streamrec evaluate: {exc}", file=sys.stderr)
+        return 2
     report = evaluate(log, specs, names, progress=lambda line: print(line, file=sys.stderr))
     report["wall_s"] = time.perf_counter() - began
     if not report["data"]["test_users"]:
@@ -111,7 +180,6 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     fit on everything, then write the artifact and/or publish it; exit 2 on bad arguments."""
     from models.evaluation import fit_and_measure, tune
     from models.interactions import InteractionLog, Interactions
-    from producers.movielens import load_movielens
 
     if args.out is None and not args.publish:
         print("streamrec train: give --out FILE, --publish, or both", file=sys.stderr)
@@ -124,7 +192,11 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     spec = specs[args.model]
-    log = InteractionLog.from_events(load_movielens(args.events))
+    try:
+        log = InteractionLog.from_events(load_events(args, settings))
+    except NoEvents as exc:
+        print(f"streamrec train: {exc}", file=sys.stderr)
+        return 2
     params = dict(spec.grid[0]) if len(spec.grid) == 1 else tune(spec, log)[0]
     _, validation = fit_and_measure(spec, params, log)
     began = time.perf_counter()

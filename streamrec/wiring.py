@@ -23,7 +23,7 @@ from infra.settings import Settings
 from models.cache import make_cache
 from models.catalog import ItemCatalog
 from models.ingest import IngestConfig, ThreadedPublisher
-from models.recommender import Recommender
+from models.recommender import Neighbours, Recommender
 from models.registry import ModelRegistry, ModelVersion
 from models.reload import ModelReloader
 from models.worker import create_app
@@ -35,6 +35,7 @@ from streamrec.parts import (
     lander_of,
     offline_store_of,
 )
+from streamrec.pipeline_status import pipeline_status_of
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,19 @@ async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
         yield offline_store_of(settings, s3, glue)
 
 
+def _neighbour_table(artifact: bytes) -> Neighbours:
+    from models.serving import neighbour_table  # numpy and scipy: only once a model is served
+
+    return neighbour_table(artifact)
+
+
 @asynccontextmanager
 async def recommender_app(
     settings: Settings,
     online: OnlineStore,
     catalog: ItemCatalog | None = None,
     s3: Any = None,
+    dynamodb: Any = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
     filters and content candidates know the genres of ``catalog``'s items.
@@ -137,26 +145,34 @@ async def recommender_app(
     With ``s3``, the promoted version of ``settings.serving_model`` in the model registry is
     loaded and its item neighbours served, and a newly promoted one swapped in while serving
     (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
-    when ``ingest_api_keys`` is set (it answers 503 otherwise). The cache, the reloader and the
-    ingest producer stop when the block ends.
+    when ``ingest_api_keys`` is set (it answers 503 otherwise). With ``dynamodb``,
+    ``GET /pipeline`` (and the dashboard) show the consumers' shards from the checkpoints table.
+    The cache, the reloaders and the ingest producer stop when the block ends.
     """
     catalog = catalog or ItemCatalog()
     recommender = Recommender(online, catalog)
     stop = asyncio.Event()
-    reloader, reloading = None, None
-    if s3 is not None and settings.serving_model:
+    reloaders: dict[str, ModelReloader] = {}
+    if s3 is not None:
+        registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
 
-        async def install(version: ModelVersion, artifact: bytes) -> None:
-            from models.serving import neighbour_table  # numpy and scipy: only once a model is
-
-            table = await asyncio.to_thread(neighbour_table, artifact)
+        async def install_batch(version: ModelVersion, artifact: bytes) -> None:
+            table = await asyncio.to_thread(_neighbour_table, artifact)
             recommender.use(catalog, table, version.version)
 
-        registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
-        reloader = ModelReloader(
-            registry, settings.serving_model, install, settings.model_poll_seconds
-        )
-        reloading = asyncio.create_task(reloader.run(stop))
+        async def install_content(version: ModelVersion, artifact: bytes) -> None:
+            table = await asyncio.to_thread(_neighbour_table, artifact)
+            recommender.use_content(table, version.version)
+
+        for name, install in (
+            (settings.serving_model, install_batch),
+            (settings.content_model, install_content),
+        ):
+            if name:
+                reloaders[name] = ModelReloader(
+                    registry, name, install, settings.model_poll_seconds
+                )
+    reloading = [asyncio.create_task(r.run(stop)) for r in reloaders.values()]
     cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
     publisher, ingest = None, None
     if settings.ingest_keys:
@@ -171,13 +187,13 @@ async def recommender_app(
             ingest=ingest,
             store=online,
             deadline_seconds=settings.recommend_deadline_seconds,
+            pipeline=None if dynamodb is None else pipeline_status_of(settings, dynamodb),
         )
-        app.state.reloader = reloader  # which model version serves (None: no registry)
+        app.state.reloaders = reloaders  # model name -> its reloader (which version serves)
         yield app
     finally:
         stop.set()
-        if reloading is not None:
-            await reloading
+        await asyncio.gather(*reloading)
         await cache.close()
         if publisher is not None:
             failed = await publisher.aclose()

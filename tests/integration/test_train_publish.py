@@ -16,15 +16,17 @@ from infra.clients import async_client
 from infra.settings import Settings
 from producers.movielens import load_movielens
 from streamrec.cli import main
-from streamrec.wiring import recommender_app
+from streamrec.wiring import offline_store, recommender_app
 from tests.integration.test_sql import _setenv
 from tests.polling import eventually
 
 EVENTS = 3_000
 
 
-async def train(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    argv = ["train", "--model", "itemknn", "--events", str(EVENTS), *args]
+async def train(
+    capsys: pytest.CaptureFixture[str], *args: str, model: str = "itemknn"
+) -> dict[str, Any]:
+    argv = ["train", "--model", model, "--events", str(EVENTS), *args]
     assert await asyncio.to_thread(main, argv) == 0  # the command runs its own event loop
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -33,14 +35,24 @@ async def test_train_publishes_promotes_once_and_the_worker_serves_it(
     applied: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _setenv(applied, monkeypatch)
-    first = await train(capsys, "--publish")
+    empty = await asyncio.to_thread(main, ["train", "--model", "itemknn", "--publish"])
+    assert empty == 2
+    assert "holds no events" in capsys.readouterr().err
+    events = load_movielens(EVENTS)
+    landed = [Sequenced(e, "shardId-000000000000", str(n)) for n, e in enumerate(events)]
+    async with offline_store(applied) as offline:  # the lake holds them (and one twice)
+        await offline.write_events(landed)
+        await offline.write_events(landed[-1:])
+    first = await train(capsys, "--publish")  # from the lake, the default source
+    assert first["interactions"] == EVENTS
     assert first["registry"]["promoted"] is True
     assert first["validation"]["ndcg@10"] > 0
     again = await train(capsys, "--publish")  # the same data: not better by the margin
     assert again["registry"]["promoted"] is False
     assert "does not beat" in again["registry"]["reason"]
+    content = await train(capsys, "--publish", "--source", "movielens", model="content")
+    assert content["registry"]["promoted"] is True
 
-    events = load_movielens(EVENTS)
     user = events[-1].user_id
     async with (
         async_client("dynamodb", applied) as dynamodb,
@@ -62,13 +74,17 @@ async def test_train_publishes_promotes_once_and_the_worker_serves_it(
                 return [r["reason"] for r in body["recommendations"] if "similar" in r["reason"]]
 
             await similar()  # perhaps before the model is loaded: cached without it
-            reloader = app.state.reloader
+            reloaders = app.state.reloaders
             await eventually(
-                lambda: reloader.version is not None or reloader.failures > 0,
-                timeout=30,
-                what="the promoted model loaded",
+                lambda: all(r.version is not None or r.failures for r in reloaders.values()),
+                timeout=60,
+                what="the promoted models loaded",
             )
-            assert (reloader.version, reloader.failures) == (first["registry"]["version"], 0)
+            assert (reloaders["itemknn"].version, reloaders["itemknn"].failures) == (
+                first["registry"]["version"],
+                0,
+            )
+            assert reloaders["content"].version == content["registry"]["version"]
             assert await similar()  # a new model version is another cache entry
 
 

@@ -344,3 +344,9 @@ async def test_with_redis_stopped_requests_succeed_and_say_so(store: OnlineStore
     assert body["degraded"] is True
     assert body["degraded_reasons"] == ["cache unavailable: computed without it"]
     assert [r["item_id"] for r in body["recommendations"]] == ["c", "d", "e"]
+
+
+async def test_popular_lists_the_most_interacted_items(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/items/popular", params={"k": 2})).json()
+    assert body["items"] == [{"item_id": "x", "score": 100.0}, {"item_id": "a", "score": 90.0}]
+    assert body["degraded"] is False

@@ -130,7 +130,8 @@ def test_train_writes_an_artifact_that_reads_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "itemknn.npz"
-    assert main(["train", "--model", "itemknn", "--events", str(SUBSET), "--out", str(out)]) == 0
+    argv = ["train", "--model", "itemknn", "--source", "movielens", "--events", str(SUBSET)]
+    assert main([*argv, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
     model = read_artifact(out.read_bytes())
     assert summary["bytes"] == out.stat().st_size and model.params == summary["params"]

@@ -11,7 +11,7 @@ import consumers.features
 from consumers.features import FeatureProcessor
 from feature_store.features import user_key
 from feature_store.memory import InMemoryOnlineStore
-from tests.unit.test_feature_buffering import Clock, batch
+from tests.unit.test_feature_buffering import Clock, T, batch
 
 
 class Recorder:
@@ -68,3 +68,16 @@ async def test_a_hanging_invalidation_times_out(monkeypatch: pytest.MonkeyPatch)
     processor = FeatureProcessor(InMemoryOnlineStore(), invalidate=hangs)
     await asyncio.wait_for(processor.process_records(batch(0, 3)), timeout=5)
     assert processor.invalidation_failures == 1
+
+
+async def test_freshness_counts_events_by_how_late_their_features_were_written() -> None:
+    wall = Clock()
+    wall.now = (T + 1_500) / 1000  # batch() stamps event i at T + i ms
+    processor = FeatureProcessor(InMemoryOnlineStore(), wall_clock=wall)
+    await processor.process_records(batch(0, 3))  # 1.500, 1.499, 1.498 s late: the 2 s slot
+    first = processor.freshness("shardId-0")
+    assert first == [0, 0, 0, 3, 0, 0, 0]
+    assert processor.freshness("shardId-0") == [0] * 7  # counts restart after a read
+    wall.now = (T + 60_000) / 1000
+    await processor.process_records(batch(3, 1))
+    assert processor.freshness("shardId-0")[-1] == 1  # a minute late: the unbounded slot

@@ -220,3 +220,15 @@ def test_a_list_has_no_duplicates_nothing_excluded_and_is_as_long_as_it_can_be(
     assert not set(got) & banned
     available = ({c for d in covis[: len(recent_ids)] for c in d} | set(popular)) - banned
     assert len(got) == min(k, len(available))
+
+
+def test_cold_recent_items_get_content_neighbours_and_warm_ones_do_not() -> None:
+    u = user(("cold", "warm", "known"))
+    items = [ItemFeatures("cold"), ItemFeatures("warm", covis={"c": 1}), ItemFeatures("known")]
+    content = {"cold": [("like-cold", 0.9)], "warm": [("like-warm", 0.9)], "known": [("k", 1.0)]}
+    recs = rank(u, items, Popular(), 5, neighbours={"known": [("n", 1.0)]}, cold_neighbours=content)
+    reasons = {r.item_id: r.reason for r in recs}
+    assert reasons["like-cold"] == "like cold"
+    assert "like-warm" not in reasons  # co-visits describe it: content is not needed
+    assert "k" not in reasons  # the batch model knows it
+    assert reasons["n"] == "similar to known"
