@@ -33,6 +33,8 @@ MAX_EXAMPLES = 50  # per GET operation and generation mode
 GET_ROUTES = {
     "/recommendations/{user_id}",
     "/items/trending",
+    "/items/popular",
+    "/pipeline",  # 404 here: no pipeline status is wired (its answer has no parameters)
     "/users/{user_id}/features",
     "/healthz",
     "/metrics",
