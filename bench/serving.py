@@ -91,8 +91,8 @@ QUICK_EVENTS = 1_000
 FULL = {"floor": 10_000, "miss_rounds": 3, "hit": 20_000, "hit_c1": 2_000, "naive": 160}
 # users compared with the naive answer, users timed part by part, misses at concurrency 1
 FULL |= {"same": 20, "breakdown": 100, "miss_c1": 200}
-QUICK = {"floor": 200, "miss_rounds": 2, "hit": 300, "hit_c1": 50, "naive": 8}
-QUICK |= {"same": 3, "breakdown": 10, "miss_c1": 10}
+QUICK = {"floor": 200, "miss_rounds": 2, "hit": 300, "hit_c1": 50, "naive": 4}
+QUICK |= {"same": 1, "breakdown": 5, "miss_c1": 10}
 STARTUP_TIMEOUT_SECONDS = 20.0
 MISS_DEADLINE = 60.0  # seconds the measured worker waits for features (shipped: 0.25)
 FIXED_ANSWER = (
