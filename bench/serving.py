@@ -53,6 +53,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def naive_app(dynamodb: Any, table: str, catalog: ItemCatalog) -> FastAPI:
         return {
             "user_id": user_id,
             "k": k,
-            "recommendations": [r.__dict__ for r in recs],
+            "recommendations": [asdict(r) for r in recs],
             "cached": False,
         }
 
