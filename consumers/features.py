@@ -69,6 +69,7 @@ class FeatureProcessor:
         self._held: dict[str, _Held] = {}
         self._invalidate = invalidate
         self.invalidation_failures = 0  # batches whose users' caches could not be invalidated
+        self.events_in = 0  # events handed to process_records (redeliveries included)
 
     @property
     def stats(self) -> FeatureStats:
@@ -84,6 +85,7 @@ class FeatureProcessor:
 
         Raises when a write fails; held events stay held and are applied by the next call.
         """
+        self.events_in += len(batch.events)
         if self._max_events == 0 or self._max_seconds == 0:
             await self._apply(batch.shard_id, batch.events)
             return

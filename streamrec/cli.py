@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import errno
 import json
-import logging
 import signal
 import sys
 from typing import Any
 
 from infra.apply import apply
+from infra.logs import configure_logging
 from infra.settings import Settings
 from streamrec.evaluate import add_model_parsers
 from streamrec.infra_cmd import add_infra_commands
@@ -21,8 +21,8 @@ from streamrec.replay_args import add_replay_parser
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``streamrec`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if args.port is not None:
         settings = settings.model_copy(update={"api_port": args.port})
     try:
