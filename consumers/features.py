@@ -73,8 +73,13 @@ class FeatureProcessor:
 
     @property
     def stats(self) -> FeatureStats:
-        """Events applied, rows written, write conflicts."""
+        """Events applied, rows written, write conflicts, write latency."""
         return self._updater.stats
+
+    @property
+    def events_out(self) -> int:
+        """Events applied to the online store (``events_in`` less those held or skipped)."""
+        return self._updater.stats.events
 
     async def initialize(self, shard_id: str) -> None:
         """Start the shard with nothing held (the runtime reads from its checkpoint)."""

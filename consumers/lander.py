@@ -62,6 +62,11 @@ class ParquetLander:
         self.objects_written = 0
         self.rows_failed = 0  # failed conversion to the Glue table's schema: in the error prefix
 
+    @property
+    def events_out(self) -> int:
+        """Events written to the lake (``events_in`` less those held, skipped or failed)."""
+        return self.rows_written
+
     async def initialize(self, shard_id: str) -> None:
         """Start the shard with an empty buffer (the runtime reads from its checkpoint)."""
         self._buffers[shard_id] = _Buffer()

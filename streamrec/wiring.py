@@ -28,6 +28,7 @@ from models.registry import ModelRegistry, ModelVersion
 from models.reload import ModelReloader
 from models.worker import create_app
 from producers.producer import EventProducer
+from streamrec.observability import ProcessMetrics
 from streamrec.parts import (
     dead_letter_of,
     features_of,
@@ -136,6 +137,7 @@ async def recommender_app(
     online: OnlineStore,
     catalog: ItemCatalog | None = None,
     s3: Any = None,
+    metrics: ProcessMetrics | None = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
     filters and content candidates know the genres of ``catalog``'s items.
@@ -144,8 +146,10 @@ async def recommender_app(
     loaded and its item neighbours served, and a newly promoted one swapped in while serving
     (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
     when ``ingest_api_keys`` is set (it answers 503 otherwise). The cache, the reloader and the
-    ingest producer stop when the block ends.
+    ingest producer stop when the block ends. ``/metrics`` serves ``metrics``' registry (a new
+    one by default), with the worker's metrics and the ingest producer's added to it.
     """
+    metrics = metrics or ProcessMetrics()
     catalog = catalog or ItemCatalog()
     recommender = Recommender(online, catalog)
     stop = asyncio.Event()
@@ -174,6 +178,7 @@ async def recommender_app(
     publisher, ingest = None, None
     if settings.ingest_keys:
         producer = EventProducer(client("kinesis", settings), settings.stream_name)
+        metrics.producers.add("ingest", producer.metrics)
         publisher = ThreadedPublisher(producer)
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
@@ -184,6 +189,7 @@ async def recommender_app(
             ingest=ingest,
             store=online,
             deadline_seconds=settings.recommend_deadline_seconds,
+            metrics=metrics.worker(),
         )
         app.state.reloaders = reloaders  # model name -> its reloader (which version serves)
         yield app
