@@ -50,7 +50,8 @@ class _Shard:
     lease: Lease
     stop: asyncio.Event
     task: asyncio.Task[None]
-    reported: tuple[int, float] = (0, 0.0)  # events and monotonic time at the last report
+    # (events, monotonic time) where the throughput window starts, and where it last rolled
+    window: tuple[tuple[int, float], tuple[int, float]] = ((0, 0.0), (0, 0.0))
 
 
 @dataclass
@@ -201,15 +202,18 @@ class EmbeddedRunner:
                 wake.set()  # let the supervisor reap it without waiting a round
 
         counted = (progress.events, time.monotonic())
-        self._shards[lease.shard_id] = _Shard(lease, stop, asyncio.create_task(read()), counted)
+        task = asyncio.create_task(read())
+        self._shards[lease.shard_id] = _Shard(lease, stop, task, (counted, counted))
 
     def _report(self, shard: _Shard) -> ShardReport:
-        """The shard's lag now and its events/s since the last report (written on its lease)."""
+        """The shard's lag now and its events/s over the last one to two renewal intervals
+        (since the lease was taken, at first), written on its lease."""
         progress = self.stats.shards[shard.lease.shard_id]
         now = time.monotonic()
-        events, since = shard.reported
+        (events, since), rolled = shard.window
         rate = (progress.events - events) / max(now - since, 1e-3)
-        shard.reported = (progress.events, now)
+        if now - rolled[1] >= self._renewal:
+            shard.window = (rolled, (progress.events, now))
         return ShardReport(progress.millis_behind_latest, round(rate, 1), int(time.time() * 1000))
 
     async def _watchdog(self) -> None:

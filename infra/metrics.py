@@ -8,7 +8,8 @@ the components need no metrics library and no registry is global. Each process h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
@@ -17,17 +18,24 @@ from prometheus_client.metrics_core import Metric
 from producers.metrics import ProducerMetrics
 
 
+class Measured(Protocol):
+    """A producer (``EventProducer``, ``AsyncEventProducer``): a snapshot of its counters."""
+
+    @property
+    def metrics(self) -> ProducerMetrics: ...
+
+
 class ProducerCollector:
-    """The SDK producers of a process (``name`` -> their ``metrics`` method), label ``producer``."""
+    """The SDK producers of a process, by name (label ``producer``)."""
 
     def __init__(self) -> None:
-        self._sources: dict[str, Callable[[], ProducerMetrics]] = {}
+        self._sources: dict[str, Measured] = {}
 
-    def add(self, name: str, metrics: Callable[[], ProducerMetrics]) -> None:
-        """Expose a producer under ``name`` (``"ingest"``, ``"demo"``); a name is used once."""
+    def add(self, name: str, producer: Measured) -> None:
+        """Expose ``producer`` under ``name`` (``"ingest"``, ``"demo"``); a name is used once."""
         if name in self._sources:
             raise ValueError(f"a producer named {name!r} is already collected")
-        self._sources[name] = metrics
+        self._sources[name] = producer
 
     def describe(self) -> Iterable[Metric]:
         """The families, without samples (lets the registry refuse a duplicate name)."""
@@ -37,8 +45,8 @@ class ProducerCollector:
         """Every producer's counters now."""
         families = _producer_families()
         sent, failed, retried, throttled, call_errors, calls, buffered = families
-        for name, source in sorted(self._sources.items()):
-            m = source()
+        for name, producer in sorted(self._sources.items()):
+            m = producer.metrics
             sent.add_metric([name], m.sent)
             failed.add_metric([name], sum(m.failed.values()))
             retried.add_metric([name], m.retried)

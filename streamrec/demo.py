@@ -72,7 +72,7 @@ def produce(settings: Settings, events: Sequence[Event], metrics: ProcessMetrics
     # KPL aggregation packs a shard's events into few records: on moto's two shards the demo
     # would otherwise be paced at Kinesis's real 1,000 records/s per shard. Consumers de-aggregate.
     producer = EventProducer(client("kinesis", settings), settings.stream_name, aggregate=True)
-    metrics.producers.add("demo", producer.metrics)
+    metrics.producers.add("demo", producer)
     with tqdm(total=len(events), desc="produce", unit="ev", file=sys.stderr) as bar:
         for start in range(0, len(events), PRODUCE_CHUNK):
             chunk = events[start : start + PRODUCE_CHUNK]

@@ -178,7 +178,7 @@ async def recommender_app(
     publisher, ingest = None, None
     if settings.ingest_keys:
         producer = EventProducer(client("kinesis", settings), settings.stream_name)
-        metrics.producers.add("ingest", producer.metrics)
+        metrics.producers.add("ingest", producer)
         publisher = ThreadedPublisher(producer)
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
