@@ -94,15 +94,34 @@ class TextFormatter(logging.Formatter):
         return f"{first} [{current}]{newline}{rest}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """The handler ``configure_logging`` installs (told apart from other code's handlers). It
+    writes to ``sys.stderr`` as it is at each line, so a replaced stderr (a test's capture
+    that ended) is never written to after it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ sets it; stderr is looked up at each line instead
+
+
 def configure_logging(log_format: str = "text", level: str = "WARNING") -> None:
     """Send every logger's lines to stderr in ``log_format`` (``text`` or ``json``) from
-    ``level`` up; replaces the root logger's handlers (uvicorn's propagate to it)."""
+    ``level`` up (uvicorn's loggers propagate to the root). Calling it again replaces the
+    handler it installed; handlers others added to the root logger are left alone."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
-    for old in root.handlers[:]:
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -76,7 +76,10 @@ def test_configure_logging_writes_json_lines_from_the_level(
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        configure_logging("json", "INFO")
+        configure_logging("text")
+        configure_logging("json", "INFO")  # replaces its own handler, keeps pytest's
+        assert root.handlers[: len(handlers)] == handlers
+        assert len(root.handlers) == len(handlers) + 1
         logging.getLogger("x").debug("hidden")
         with correlated("req-7"):
             logging.getLogger("x").info("shown")
