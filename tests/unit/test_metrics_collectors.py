@@ -193,3 +193,24 @@ def test_the_metrics_server_serves_the_registry_on_loopback_and_frees_its_port()
     assert 'streamrec_producer_events_sent_total{producer="demo"} 2.0' in body
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url, timeout=5)
+
+
+def test_the_consumer_endpoint_is_off_without_a_port_and_names_a_port_in_use() -> None:
+    import socket
+
+    from infra.settings import Settings
+    from streamrec.observability import ProcessMetrics, serving
+
+    metrics = ProcessMetrics()
+    for port in (None, 0):
+        with serving(Settings(metrics_port=port), metrics) as url:
+            assert url is None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(SystemExit, match=f"127.0.0.1:{port} is in use.*STREAMREC_METRICS_PORT"),
+            serving(Settings(metrics_port=port), metrics),
+        ):
+            pass
