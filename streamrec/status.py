@@ -31,7 +31,9 @@ def add_status_parser(sub: Any) -> None:
         "status",
         help="per-shard owner, checkpoint age, lag and throughput of the embedded consumers",
     )
-    status.add_argument("--json", action="store_true", help="one JSON object, a list of shards")
+    status.add_argument(
+        "--json", action="store_true", help="one JSON object: the stream and its shards"
+    )
     status.set_defaults(func=_status)
 
 
