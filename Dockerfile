@@ -35,7 +35,8 @@ COPY --from=build /opt/streamrec /opt/streamrec
 ENV PATH=/opt/streamrec/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    STREAMREC_API_HOST=0.0.0.0
+    STREAMREC_API_HOST=0.0.0.0 \
+    STREAMREC_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8080

@@ -74,11 +74,17 @@ class FeatureProcessor:
         self.invalidation_failures = 0  # batches whose users' caches could not be invalidated
         self._freshness: dict[str, list[int]] = {}
         self._wall = wall_clock  # event times are wall-clock ms: freshness is measured on it
+        self.events_in = 0  # events handed to process_records (redeliveries included)
 
     @property
     def stats(self) -> FeatureStats:
-        """Events applied, rows written, write conflicts."""
+        """Events applied, rows written, write conflicts, write latency."""
         return self._updater.stats
+
+    @property
+    def events_out(self) -> int:
+        """Events applied to the online store (``events_in`` less those held or skipped)."""
+        return self._updater.stats.events
 
     async def initialize(self, shard_id: str) -> None:
         """Start the shard with nothing held (the runtime reads from its checkpoint)."""
@@ -89,6 +95,7 @@ class FeatureProcessor:
 
         Raises when a write fails; held events stay held and are applied by the next call.
         """
+        self.events_in += len(batch.events)
         if self._max_events == 0 or self._max_seconds == 0:
             await self._apply(batch.shard_id, batch.events)
             return

@@ -42,6 +42,7 @@ from consumers.decoding import RawRecord, decode_raw
 from consumers.holdback import Holdback
 from consumers.processor import Batch, RecordProcessor
 from feature_store.positions import Position
+from infra.logs import correlated
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class KclShardProcessor(RecordProcessorBase):  # type: ignore[misc]
     def process_records(self, process_records_input: Any) -> None:
         """Dead-letter the poison, apply the events with every processor, then checkpoint."""
         records = [kcl_raw_record(r) for r in process_records_input.records]
+        first = records[0].sequence_number if records else None
+        with correlated(f"{self.shard_id}/{first}"):  # every line logged for this batch
+            self._process(records, process_records_input)
+
+    def _process(self, records: list[RawRecord], process_records_input: Any) -> None:
         events, poison = decode_raw(self.shard_id, records)
         batch = Batch(self.shard_id, events, process_records_input.millis_behind_latest or 0)
         for attempt in range(1, BATCH_ATTEMPTS + 1):

@@ -46,6 +46,7 @@ from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import RawRecord, decode_raw
 from consumers.holdback import Holding, oldest_hold
 from consumers.processor import Batch, RecordProcessor
+from infra.logs import correlated
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class KinesisBatchHandler:
         return {"batchItemFailures": failures}
 
     async def _process(self, shard_id: str, records: list[RawRecord]) -> None:
+        first = records[0].sequence_number if records else None
+        with correlated(f"{shard_id}/{first}"):  # every line logged for this batch
+            await self._process_correlated(shard_id, records)
+
+    async def _process_correlated(self, shard_id: str, records: list[RawRecord]) -> None:
         if shard_id not in self._initialized:
             for processor in self._processors:
                 await processor.initialize(shard_id)

@@ -57,9 +57,15 @@ class ParquetLander:
         self._max_bytes, self._max_seconds = max_bytes, max_seconds
         self._clock = clock
         self._buffers: dict[str, _Buffer] = {}
+        self.events_in = 0  # events handed to process_records (redeliveries included)
         self.rows_written = 0
         self.objects_written = 0
         self.rows_failed = 0  # failed conversion to the Glue table's schema: in the error prefix
+
+    @property
+    def events_out(self) -> int:
+        """Events written to the lake (``events_in`` less those held, skipped or failed)."""
+        return self.rows_written
 
     async def initialize(self, shard_id: str) -> None:
         """Start the shard with an empty buffer (the runtime reads from its checkpoint)."""
@@ -71,6 +77,7 @@ class ParquetLander:
         Raises ``infra.errors.ServiceError`` if S3 or Glue fails; the buffer is kept, and
         written again by the next call.
         """
+        self.events_in += len(batch.events)
         buffer = self._buffers.setdefault(batch.shard_id, _Buffer())
         for s in batch.events:
             if buffer.taken is not None and s.position <= buffer.taken:

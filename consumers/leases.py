@@ -6,6 +6,12 @@ A lease lives in the shard's checkpoint item of the checkpoints table (``{app}#{
     lease_owner        the worker holding the lease (absent: free)
     lease_counter      moved by every write of the lease: take, renew, release
     parent_shard_ids   the shard's parents; a child is read only once they all reached SHARD_END
+    updated_ms         wall-clock time of the last checkpoint (ms)
+    behind_ms, events_per_second, reported_ms, freshness
+                       what the holder last reported with a renewal or its release: the
+                       shard's MillisBehindLatest, the events/s it processed since the report
+                       before, when, and the events applied since then counted by freshness
+                       (read by ``streamrec status`` and the worker's ``/pipeline``)
 
 Every write is conditional on the counter the writer last saw, as in the KCL. A taker judges a
 lease expired when its counter has not moved for the failover time on the taker's own clock,
@@ -33,6 +39,17 @@ class LeaseLost(StreamrecError):
     """Another worker holds the lease now (it was stolen, or taken after it expired)."""
 
 
+@dataclass(frozen=True)
+class ShardReport:
+    """What a lease's holder last said of its shard: lag and throughput, and when."""
+
+    millis_behind_latest: int | None  # None: not read yet
+    events_per_second: float  # since the report before
+    reported_ms: int  # wall clock
+    # events applied since the report before, by freshness (consumers.features.FRESHNESS_BOUNDS_S)
+    freshness: tuple[int, ...] = ()
+
+
 @dataclass
 class Lease:
     """One shard's lease as a worker last read or wrote it."""
@@ -42,6 +59,8 @@ class Lease:
     counter: int
     checkpoint: str | None = None
     parents: tuple[str, ...] = ()
+    checkpointed_ms: int | None = None  # wall clock of the last checkpoint (as read)
+    report: ShardReport | None = None  # the holder's last report (as read)
     lost: bool = False  # set once a conditional write found another owner
     # renewals and checkpoints of one lease are serialised: each is conditional on the counter
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
@@ -118,22 +137,22 @@ class LeaseTable:
             return None
         return Lease(seen.shard_id, self.worker_id, seen.counter + 1, seen.checkpoint, seen.parents)
 
-    async def renew(self, lease: Lease) -> None:
-        """Move the counter of a held lease, so takers see it alive. Raises ``LeaseLost``."""
+    async def renew(self, lease: Lease, report: ShardReport | None = None) -> None:
+        """Move the counter of a held lease, so takers see it alive, writing ``report`` with
+        it. Raises ``LeaseLost``."""
         async with lease.lock:
-            await self._held_write(
-                lease, "SET lease_counter = :next", {":next": _n(lease.counter + 1)}
-            )
+            expression, values = _with_report("SET lease_counter = :next", [], report)
+            await self._held_write(lease, expression, {":next": _n(lease.counter + 1), **values})
             lease.counter += 1
 
-    async def release(self, lease: Lease) -> None:
-        """Give the lease up so another worker can take it at once (nothing if already lost)."""
+    async def release(self, lease: Lease, report: ShardReport | None = None) -> None:
+        """Give the lease up so another worker can take it at once (nothing if already lost),
+        writing ``report`` with it."""
         async with lease.lock:
+            expression, values = _with_report("SET lease_counter = :next", ["lease_owner"], report)
             try:
                 await self._held_write(
-                    lease,
-                    "SET lease_counter = :next REMOVE lease_owner",
-                    {":next": _n(lease.counter + 1)},
+                    lease, expression, {":next": _n(lease.counter + 1), **values}
                 )
             except LeaseLost:
                 return
@@ -188,8 +207,30 @@ class LeaseTable:
             raise translate("UpdateItem", exc) from exc
 
 
-def _n(value: int) -> dict[str, str]:
+def _n(value: float) -> dict[str, str]:
     return {"N": str(value)}
+
+
+def _with_report(
+    expression: str, remove: list[str], report: ShardReport | None
+) -> tuple[str, dict[str, Any]]:
+    """``expression`` (a SET) extended to write ``report``, and its values."""
+    values: dict[str, Any] = {}
+    if report is not None:
+        expression += ", events_per_second = :rate, reported_ms = :reported, freshness = :fresh"
+        values = {
+            ":rate": _n(report.events_per_second),
+            ":reported": _n(report.reported_ms),
+            ":fresh": {"L": [_n(c) for c in report.freshness]},
+        }
+        if report.millis_behind_latest is None:
+            remove = [*remove, "behind_ms"]
+        else:
+            expression += ", behind_ms = :behind"
+            values[":behind"] = _n(report.millis_behind_latest)
+    if remove:
+        expression += " REMOVE " + ", ".join(remove)
+    return expression, values
 
 
 def _lease(item: dict[str, Any]) -> Lease:
@@ -199,4 +240,18 @@ def _lease(item: dict[str, Any]) -> Lease:
         counter=int(item["lease_counter"]["N"]),
         checkpoint=item["sequence_number"]["S"] if "sequence_number" in item else None,
         parents=tuple(p["S"] for p in item.get("parent_shard_ids", {}).get("L", [])),
+        checkpointed_ms=int(item["updated_ms"]["N"]) if "updated_ms" in item else None,
+        report=_report(item),
+    )
+
+
+def _report(item: dict[str, Any]) -> ShardReport | None:
+    if "reported_ms" not in item:
+        return None
+    behind = item.get("behind_ms")
+    return ShardReport(
+        millis_behind_latest=int(behind["N"]) if behind else None,
+        events_per_second=float(item["events_per_second"]["N"]),
+        reported_ms=int(item["reported_ms"]["N"]),
+        freshness=tuple(int(c["N"]) for c in item.get("freshness", {}).get("L", [])),
     )

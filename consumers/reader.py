@@ -38,6 +38,7 @@ from consumers.processor import Batch, RecordProcessor
 from consumers.stats import ShardProgress
 from feature_store.positions import Position
 from infra.errors import THROTTLING_CODES, error_code, translate
+from infra.logs import correlated
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +142,18 @@ class ShardReader:
         progress.millis_behind_latest = response.get("MillisBehindLatest")
         progress.iterator_age_ms = age_ms(records, progress.millis_behind_latest)
         if records or holdback.records:  # empty while something is held: buffers may be due
-            try:
-                await self._process(lease, records, progress, holdback)
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                # back to the last checkpoint: the batches after it are read again, never skipped
-                progress.pending = 0
-                holdback.reset()
-                await self._back_off(lease.shard_id, progress, exc, stop)
-                return await self._iterator(lease.shard_id, progress.checkpoint), None
+            first = records[0]["SequenceNumber"] if records else progress.checkpoint
+            with correlated(f"{lease.shard_id}/{first}"):  # every line logged for this batch
+                try:
+                    await self._process(lease, records, progress, holdback)
+                except LeaseLost:
+                    raise
+                except Exception as exc:
+                    # back to the last checkpoint: the batches after it are read again
+                    progress.pending = 0
+                    holdback.reset()
+                    await self._back_off(lease.shard_id, progress, exc, stop)
+                    return await self._iterator(lease.shard_id, progress.checkpoint), None
             if records:
                 progress.failures = progress.stuck_in_a_row = 0
         return response.get("NextShardIterator"), records
@@ -248,7 +251,7 @@ class ShardReader:
             return
         sequence_number = str(to.sequence)  # Kinesis sequence numbers have no leading zeros
         await self._leases.checkpoint(lease, sequence_number)
-        progress.checkpoint = sequence_number
+        progress.checkpoint, progress.checkpointed_at = sequence_number, time.time()
 
     async def _end(self, lease: Lease, progress: ShardProgress, holdback: Holdback) -> None:
         for processor in self._processors:
@@ -258,3 +261,4 @@ class ShardReader:
             raise RuntimeError(f"shard {lease.shard_id}: a processor held events past shard_ended")
         await self._leases.checkpoint(lease, SHARD_END)
         progress.checkpoint, progress.ended, progress.caught_up = SHARD_END, True, True
+        progress.checkpointed_at = time.time()

@@ -22,12 +22,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any
 
 from consumers.balancing import ExpiryTracker, available, to_take
 from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import decode
-from consumers.leases import Lease, LeaseLost, LeaseTable
+from consumers.leases import Lease, LeaseLost, LeaseTable, ShardReport
 from consumers.options import LeaseOptions, ReadOptions
 from consumers.pacing import list_shards
 from consumers.processor import RecordProcessor
@@ -50,6 +51,8 @@ class _Shard:
     lease: Lease
     stop: asyncio.Event
     task: asyncio.Task[None]
+    # (events, monotonic time) where the throughput window starts, and where it last rolled
+    window: tuple[tuple[int, float], tuple[int, float]] = ((0, 0.0), (0, 0.0))
 
 
 @dataclass
@@ -149,7 +152,7 @@ class EmbeddedRunner:
 
     async def _renew_one(self, shard: _Shard) -> None:
         try:
-            await self._leases.renew(shard.lease)
+            await self._leases.renew(shard.lease, self._report(shard))
         except LeaseLost:
             log.warning("shard %s: lease lost to another worker; stopping it", shard.lease.shard_id)
             shard.stop.set()
@@ -175,7 +178,7 @@ class EmbeddedRunner:
                 ended = True
                 progress.held = False
                 del self._shards[shard_id]
-                await self._leases.release(shard.lease)
+                await self._leases.release(shard.lease, self._report(shard))
         return ended
 
     async def _take(self, leases: list[Lease], until_caught_up: bool, wake: asyncio.Event) -> None:
@@ -199,7 +202,33 @@ class EmbeddedRunner:
             finally:
                 wake.set()  # let the supervisor reap it without waiting a round
 
-        self._shards[lease.shard_id] = _Shard(lease, stop, asyncio.create_task(read()))
+        counted = (progress.events, time.monotonic())
+        task = asyncio.create_task(read())
+        self._shards[lease.shard_id] = _Shard(lease, stop, task, (counted, counted))
+
+    def _report(self, shard: _Shard) -> ShardReport:
+        """The shard's lag now and its events/s over the last one to two renewal intervals
+        (since the lease was taken, at first), written on its lease."""
+        progress_id = shard.lease.shard_id
+        progress = self.stats.shards[progress_id]
+        now = time.monotonic()
+        (events, since), rolled = shard.window
+        rate = (progress.events - events) / max(now - since, 1e-3)
+        if now - rolled[1] >= self._renewal:
+            shard.window = (rolled, (progress.events, now))
+        freshness: list[int] = []
+        for processor in self._processors:
+            counts = getattr(processor, "freshness", None)  # the feature processor's histogram
+            if counts is not None:
+                freshness = [
+                    a + b for a, b in zip_longest(freshness, counts(progress_id), fillvalue=0)
+                ]
+        return ShardReport(
+            progress.millis_behind_latest,
+            round(rate, 1),
+            int(time.time() * 1000),
+            tuple(freshness),
+        )
 
     async def _watchdog(self) -> None:
         """Release and restart held shards that made no progress while records wait. Each
@@ -256,6 +285,6 @@ class EmbeddedRunner:
         """Give every lease up at once, so another runner takes them without waiting."""
         shards = list(self._shards.values())
         self._shards.clear()
-        await gather_or_cancel(self._leases.release(s.lease) for s in shards)
+        await gather_or_cancel(self._leases.release(s.lease, self._report(s)) for s in shards)
         for shard in shards:
             self.stats.shards[shard.lease.shard_id].held = False

@@ -15,6 +15,7 @@ class ShardProgress:
     millis_behind_latest: int | None = None  # from the last GetRecords answer
     iterator_age_ms: int | None = None  # age of the last record read (0 when at the tip)
     checkpoint: str | None = None
+    checkpointed_at: float | None = None  # wall-clock time of this runner's last checkpoint
     held: bool = False  # this runner holds the shard's lease
     caught_up: bool = False
     ended: bool = False

@@ -15,9 +15,10 @@ row's mark also proves that the items took every event at or below it.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from feature_store.features import (
     POPULAR_KEY,
@@ -27,6 +28,7 @@ from feature_store.features import (
     item_key,
     user_key,
 )
+from feature_store.latency import Latencies
 from feature_store.online import BATCH_GET_LIMIT, FeatureStore
 from feature_store.positions import Position
 from feature_store.rows import Features, Row
@@ -46,11 +48,12 @@ MAX_CONFLICT_RETRIES = 20
 
 @dataclass
 class FeatureStats:
-    """What the processor did, for logs and the demo summary."""
+    """What the processor did, for logs, metrics and the demo summary."""
 
-    events: int = 0
+    events: int = 0  # events applied (a redelivered batch counts again)
     rows_written: int = 0
-    write_conflicts: int = 0
+    write_conflicts: int = 0  # conditional writes rejected: the row moved since it was read
+    write_seconds: Latencies = field(default_factory=Latencies)  # per write_rows call
 
 
 class _Covisits:
@@ -191,7 +194,9 @@ class FeatureUpdater:
                     rows[key] = new
             if not rows:
                 return result
+            started = time.perf_counter()
             accepted = await self._store.write_rows(list(rows.values()), self._concurrency)
+            self.stats.write_seconds.observe(time.perf_counter() - started)
             rejected = []
             for (key, row), ok in zip(rows.items(), accepted, strict=True):
                 if ok:

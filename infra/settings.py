@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,6 +143,24 @@ class Settings(BaseSettings):
     )
     lag_log_interval: float = Field(
         30.0, gt=0, description="Seconds between the runner's per-shard lag log lines."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text (for a terminal) or one JSON object a line (the image "
+        "sets json), with correlation ids either way.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Lowest level logged (INFO shows the runner's lag lines)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the consumer's Prometheus endpoint binds."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the consumer's Prometheus endpoint (streamrec consume, the demo); "
+        "unset or 0: not served. The worker serves its own on /metrics.",
     )
     redis_url: str | None = Field(
         None, description="Redis for the recommendation cache; process memory when unset."

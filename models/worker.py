@@ -46,6 +46,7 @@ from models.cache import CacheError, Lookup, RecommendationCache
 from models.filters import Filters
 from models.ingest import IngestConfig, ingest_router
 from models.recommender import Recommendation, Recommender
+from models.request_ids import RequestIdMiddleware
 from models.worker_metrics import WorkerMetrics
 from producers.events import ID_PATTERN, MAX_ID_CHARS
 
@@ -109,7 +110,8 @@ class ShardStatus(BaseModel):
 
 
 class FreshnessHistogram(BaseModel):
-    """Events by how long after their event time their features were written (recently)."""
+    """Events by how long after their event time their features were written (the last five
+    minutes of the consumers' reports)."""
 
     bounds_s: list[float | None]  # upper bounds; None: no bound
     counts: list[int]
@@ -167,6 +169,9 @@ def create_app(
             time.perf_counter() - started
         )
         return response
+
+    # added last, so outermost: uvicorn's access line is logged inside it, with the request id
+    app.add_middleware(RequestIdMiddleware)
 
     async def deadline(awaitable: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(awaitable, deadline_seconds)
@@ -315,8 +320,10 @@ async def _cache_set(
 async def serve(
     app: FastAPI, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
 ) -> None:
-    """Serve ``app`` with uvicorn until SIGINT/SIGTERM (or until cancelled)."""
-    await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).serve()
+    """Serve ``app`` with uvicorn until SIGINT/SIGTERM (or until cancelled); uvicorn's lines go
+    through the root logger (``infra.logs``: text or JSON, with the request id)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None)
+    await uvicorn.Server(config).serve()
 
 
 @asynccontextmanager

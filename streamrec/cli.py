@@ -6,23 +6,24 @@ import argparse
 import asyncio
 import errno
 import json
-import logging
 import signal
 import sys
 from typing import Any
 
 from infra.apply import apply
+from infra.logs import configure_logging
 from infra.settings import Settings
 from streamrec.evaluate import add_model_parsers
 from streamrec.infra_cmd import add_infra_commands
 from streamrec.replay_args import add_replay_parser
+from streamrec.status import add_status_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``streamrec`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if args.port is not None:
         settings = settings.model_copy(update={"api_port": args.port})
     try:
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
     serve.set_defaults(func=_serve)
     add_replay_parser(sub)
+    add_status_parser(sub)
     add_model_parsers(sub)
     _sql_parser(sub)
     return parser
@@ -131,6 +133,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return run_daemon(settings, args.worker_id)
 
+    from streamrec.observability import serving_pipeline
     from streamrec.wiring import pipeline
 
     async def run() -> None:
@@ -140,7 +143,8 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with pipeline(settings) as p:
-            await p.runner.run(until_caught_up=args.until_caught_up, stop=stop)
+            with serving_pipeline(settings, p):  # STREAMREC_METRICS_PORT
+                await p.runner.run(until_caught_up=args.until_caught_up, stop=stop)
             print(f"consumed {p.runner.stats.events} events", file=sys.stderr)
 
     asyncio.run(run())

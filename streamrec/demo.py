@@ -30,6 +30,7 @@ from producers.events import Event
 from producers.movielens import load_movielens
 from producers.producer import EventProducer
 from producers.replay import shift_to_now
+from streamrec.observability import ProcessMetrics, serving
 from streamrec.wiring import Pipeline, pipeline, recommender_app
 
 PRODUCE_CHUNK = 2_000
@@ -60,16 +61,18 @@ def run_demo(settings: Settings, *, events: int | None, exit_after: bool, kind: 
             "so that the last event is now",
             file=sys.stderr,
         )
-        produced = produce(settings, loaded)
-        return asyncio.run(consume_and_serve(settings, produced, loaded, exit_after))
+        metrics = ProcessMetrics()  # the worker's /metrics serves the whole process
+        produced = produce(settings, loaded, metrics)
+        return asyncio.run(consume_and_serve(settings, produced, loaded, exit_after, metrics))
 
 
-def produce(settings: Settings, events: Sequence[Event]) -> int:
+def produce(settings: Settings, events: Sequence[Event], metrics: ProcessMetrics) -> int:
     """Send ``events`` through the SDK; returns how many Kinesis accepted. Fails loudly if any
     event could not be delivered."""
     # KPL aggregation packs a shard's events into few records: on moto's two shards the demo
     # would otherwise be paced at Kinesis's real 1,000 records/s per shard. Consumers de-aggregate.
     producer = EventProducer(client("kinesis", settings), settings.stream_name, aggregate=True)
+    metrics.producers.add("demo", producer)
     with tqdm(total=len(events), desc="produce", unit="ev", file=sys.stderr) as bar:
         for start in range(0, len(events), PRODUCE_CHUNK):
             chunk = events[start : start + PRODUCE_CHUNK]
@@ -83,27 +86,43 @@ def produce(settings: Settings, events: Sequence[Event]) -> int:
 
 
 async def consume_and_serve(
-    settings: Settings, produced: int, events: Sequence[Event], exit_after: bool
+    settings: Settings,
+    produced: int,
+    events: Sequence[Event],
+    exit_after: bool,
+    metrics: ProcessMetrics,
 ) -> dict[str, Any]:
-    """Consume until caught up, summarise, then serve until interrupted (unless ``exit_after``)."""
+    """Consume until caught up, summarise, then serve until interrupted (unless ``exit_after``).
+    The pipeline's metrics are served by the worker's ``/metrics`` (and on
+    ``STREAMREC_METRICS_PORT`` when set)."""
     async with pipeline(settings) as p:
-        await consume(p, produced)
-        async with (
-            recommender_app(
-                settings,
-                p.online,
-                ItemCatalog.from_events(events),
-                p.clients.s3,
-                p.clients.dynamodb,
-            ) as app,
-            running(app, settings.api_host, settings.api_port) as url,
-        ):
-            summary = await summarise(p, produced, events, url)
-            print(json.dumps(summary), flush=True)
-            if not exit_after:
-                print(f"serving {url}/recommendations/<user_id>  (Ctrl-C stops)", file=sys.stderr)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.Event().wait()
+        metrics.add_pipeline(p)
+        with serving(settings, metrics):
+            return await _consume_and_serve(p, produced, events, exit_after, metrics)
+
+
+async def _consume_and_serve(
+    p: Pipeline, produced: int, events: Sequence[Event], exit_after: bool, metrics: ProcessMetrics
+) -> dict[str, Any]:
+    settings = p.settings
+    await consume(p, produced)
+    async with (
+        recommender_app(
+            settings,
+            p.online,
+            ItemCatalog.from_events(events),
+            s3=p.clients.s3,
+            dynamodb=p.clients.dynamodb,
+            metrics=metrics,
+        ) as app,
+        running(app, settings.api_host, settings.api_port) as url,
+    ):
+        summary = await summarise(p, produced, events, url)
+        print(json.dumps(summary), flush=True)
+        if not exit_after:
+            print(f"serving {url}/recommendations/<user_id>  (Ctrl-C stops)", file=sys.stderr)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
     return summary
 
 

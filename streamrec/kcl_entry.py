@@ -13,9 +13,7 @@ the cache) would add about a second to every shard's start.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -26,6 +24,7 @@ from consumers.kcl import KclShardProcessor
 from consumers.processor import RecordProcessor
 from feature_store.online import OnlineStore
 from infra.clients import async_client
+from infra.logs import configure_logging
 from infra.settings import Settings
 from streamrec.parts import (
     dead_letter_of,
@@ -58,13 +57,11 @@ async def shard_processors(
 def main() -> None:
     """Build the processors from the environment's settings and serve the daemon until it closes
     stdin (the shard's lease ended) or the adapter exits (a batch failed for good)."""
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
     # Ctrl-C reaches the whole process group; the daemon decides when a shard stops (it closes
     # stdin after shutdown_requested), so a child must not die mid-batch on SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)  # stderr: stdout is the protocol
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     try:

@@ -28,6 +28,7 @@ from models.registry import ModelRegistry, ModelVersion
 from models.reload import ModelReloader
 from models.worker import create_app
 from producers.producer import EventProducer
+from streamrec.observability import ProcessMetrics
 from streamrec.parts import (
     dead_letter_of,
     features_of,
@@ -138,6 +139,7 @@ async def recommender_app(
     catalog: ItemCatalog | None = None,
     s3: Any = None,
     dynamodb: Any = None,
+    metrics: ProcessMetrics | None = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
     filters and content candidates know the genres of ``catalog``'s items.
@@ -147,8 +149,11 @@ async def recommender_app(
     (polled every ``model_poll_seconds``). ``POST /events`` publishes to the settings' stream
     when ``ingest_api_keys`` is set (it answers 503 otherwise). With ``dynamodb``,
     ``GET /pipeline`` (and the dashboard) show the consumers' shards from the checkpoints table.
-    The cache, the reloaders and the ingest producer stop when the block ends.
+    ``/metrics`` serves ``metrics``' registry (a new one by default), with the worker's metrics
+    and the ingest producer's added to it. The cache, the reloaders and the ingest producer stop
+    when the block ends.
     """
+    metrics = metrics or ProcessMetrics()
     catalog = catalog or ItemCatalog()
     recommender = Recommender(online, catalog)
     stop = asyncio.Event()
@@ -177,6 +182,7 @@ async def recommender_app(
     publisher, ingest = None, None
     if settings.ingest_keys:
         producer = EventProducer(client("kinesis", settings), settings.stream_name)
+        metrics.producers.add("ingest", producer)
         publisher = ThreadedPublisher(producer)
         ingest = IngestConfig(publisher, settings.ingest_keys)
     try:
@@ -188,6 +194,7 @@ async def recommender_app(
             store=online,
             deadline_seconds=settings.recommend_deadline_seconds,
             pipeline=None if dynamodb is None else pipeline_status_of(settings, dynamodb),
+            metrics=metrics.worker(),
         )
         app.state.reloaders = reloaders  # model name -> its reloader (which version serves)
         yield app

@@ -40,6 +40,7 @@ def settings_environment(settings: Settings) -> dict[str, object]:
         "STREAMREC_GLUE_DATABASE": settings.glue_database,
         "STREAMREC_GLUE_EVENTS_TABLE": settings.glue_events_table,
         "STREAMREC_APP_NAME": settings.app_name,
+        "STREAMREC_LOG_FORMAT": "json",  # CloudWatch Logs Insights reads the fields
     }
 
 

@@ -39,6 +39,7 @@ function drawLines(svg, series) {
     svg.appendChild(line);
   }
   svg.dataset.points = String(all.length);
+  svg.dataset.max = String(Math.max(...all.map(([, v]) => v)));
 }
 
 function drawBars(svg, counts) {
