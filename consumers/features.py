@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 INVALIDATION_TIMEOUT_SECONDS = 1.0
 # upper bounds (s) of the freshness histogram: event time to features written; None: no bound
 FRESHNESS_BOUNDS_S: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, None)
+_BOUNDS_MS = [b * 1000 for b in FRESHNESS_BOUNDS_S if b is not None]
 
 
 @dataclass
@@ -146,13 +148,8 @@ class FeatureProcessor:
     def _count_freshness(self, shard_id: str, events: Sequence[Sequenced]) -> None:
         counts = self._freshness.setdefault(shard_id, [0] * len(FRESHNESS_BOUNDS_S))
         now_ms = self._wall() * 1000
-        last = len(FRESHNESS_BOUNDS_S) - 1
-        for s in events:
-            age = (now_ms - s.event.timestamp) / 1000
-            slot = next(
-                (i for i, bound in enumerate(FRESHNESS_BOUNDS_S[:last]) if age <= bound), last
-            )
-            counts[slot] += 1
+        for s in events:  # the slot of the first bound the age is within (the last: none)
+            counts[bisect_left(_BOUNDS_MS, now_ms - s.event.timestamp)] += 1
 
     async def _apply(self, shard_id: str, events: Sequence[Sequenced]) -> None:
         await self._updater.apply(shard_id, events)
