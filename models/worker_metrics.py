@@ -3,6 +3,9 @@ apps in one process never share counters)."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # request latencies of a cache hit are around a millisecond, a miss tens of milliseconds
@@ -62,3 +65,35 @@ class WorkerMetrics:
 
 def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else value
+
+
+class RequestTimer:
+    """ASGI middleware: each HTTP request's latency, by route template and status.
+
+    A plain ASGI callable rather than Starlette's ``BaseHTTPMiddleware``, which runs every
+    request through an extra task and memory streams (a third of a cached answer's cost).
+    """
+
+    def __init__(self, app: Any, metrics: WorkerMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Time one HTTP request; other scopes pass through."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            self._metrics.requests.labels(route, str(status[0])).observe(elapsed)
