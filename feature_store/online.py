@@ -114,20 +114,35 @@ class FeatureStore(ABC):
             result.append({d.name: d.value(state, now) for d in definitions if d.entity == entity})
         return result
 
-    async def user(self, user_id: str) -> UserFeatures | None:
-        """A user's features, or None for a user never seen."""
-        (row,) = await self.read_rows([user_key(user_id)])
+    async def user(
+        self, user_id: str, attributes: Sequence[str] | None = None
+    ) -> UserFeatures | None:
+        """A user's features (strongly consistent), or None for a user never seen; with
+        ``attributes``, only those are read (the others keep their defaults)."""
+        keys = [user_key(user_id)]
+        found = await self.fetch(keys, _with_keys(attributes), consistent=True)
+        row = found.get(keys[0])
         return row.features if row and isinstance(row.features, UserFeatures) else None
 
-    async def items(self, item_ids: Sequence[str]) -> list[ItemFeatures | None]:
-        """Items' features aligned with ``item_ids``; None for an item never seen."""
-        rows = await self.read_rows([item_key(i) for i in item_ids])
+    async def items(
+        self, item_ids: Sequence[str], attributes: Sequence[str] | None = None
+    ) -> list[ItemFeatures | None]:
+        """Items' features aligned with ``item_ids`` (strongly consistent); None for an item
+        never seen; with ``attributes``, only those are read."""
+        keys = [item_key(i) for i in item_ids]
+        found = await self.fetch(list(dict.fromkeys(keys)), _with_keys(attributes), True)
+        rows = [found.get(k) for k in keys]
         return [r.features if r and isinstance(r.features, ItemFeatures) else None for r in rows]
 
     async def popular(self) -> Popular:
         """The global popularity list (empty before any event)."""
         (row,) = await self.read_rows([POPULAR_KEY])
         return row.features if row and isinstance(row.features, Popular) else Popular()
+
+
+def _with_keys(attributes: Sequence[str] | None) -> list[str] | None:
+    """A projection that still identifies and dates its rows (``ALWAYS_READ``)."""
+    return None if attributes is None else sorted({*ALWAYS_READ, *attributes})
 
 
 class OnlineStore(FeatureStore):

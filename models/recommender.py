@@ -43,6 +43,10 @@ TRENDING_REASON = "trending"
 SOURCE_ITEMS = 20  # the user's newest recent items whose neighbours are candidates
 CONTENT_GENRES = 3  # the user's strongest genres that content candidates come from
 POPULAR_MAX_AGE_SECONDS = 5.0  # the global row is re-read at most this often
+# what scoring reads of the rows (projections: a BatchGetItem of 20 whole item rows moves every
+# tile; moto's time, and DynamoDB's read units, grow with the bytes)
+USER_ATTRIBUTES = ("recent", "seen", "genres")
+ITEM_ATTRIBUTES = ("covis",)
 
 _AFFINITY = lookup(["user.genre_affinity"])[0]
 NO_FILTERS = Filters()
@@ -295,9 +299,11 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         catalog, neighbours = self._model
-        user, popular = await asyncio.gather(self._store.user(user_id), self.popular())
+        user, popular = await asyncio.gather(
+            self._store.user(user_id, USER_ATTRIBUTES), self.popular()
+        )
         recent_ids = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
-        items = await self._store.items(recent_ids) if recent_ids else []
+        items = await self._store.items(recent_ids, ITEM_ATTRIBUTES) if recent_ids else []
         now = int(time.time() * 1000) if now_ms is None else now_ms
         return rank(
             user,

@@ -144,3 +144,18 @@ async def test_reads_project_only_the_attributes_the_features_need(store: Featur
     assert isinstance(features, ItemFeatures) and features.total == 2
     if isinstance(store, OnlineStore):  # DynamoDB read only what was asked (memory: no cost)
         assert features.tiles == {} and found[item_key("a")].marks == {}
+
+
+async def test_user_and_items_read_the_asked_attributes_as_the_whole_rows_have_them(
+    store: FeatureStore,
+) -> None:
+    await put_user(store, "u1", [event(1, "a", T0), event(2, "b", T0 + 1)])
+    await put_item(store, "a", 3)
+    whole, projected = await store.user("u1"), await store.user("u1", ["recent", "seen"])
+    assert whole is not None and projected is not None
+    assert (projected.recent, projected.seen) == (whole.recent, whole.seen)
+    (item, missing) = await store.items(["a", "nope"], ["covis"])
+    assert missing is None and item is not None and item.item_id == "a"
+    assert item.covis == (await store.items(["a"]))[0].covis  # type: ignore[union-attr]
+    if isinstance(store, OnlineStore):  # only what was asked was read
+        assert item.total == 0 and projected.counts == {}
