@@ -59,6 +59,7 @@ from typing import Any
 
 import httpx
 import redis
+import uvloop
 from fastapi import FastAPI
 
 from feature_store.definitions import FEATURES
@@ -517,7 +518,8 @@ def main() -> None:
     parser.add_argument("--moto", choices=("subprocess", "in-process"), default="subprocess")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis, db 15 by default")
     args = parser.parse_args()
-    out = asyncio.run(run(quick=args.quick, redis_url=args.redis_url, moto=args.moto))
+    # the worker's loop, as `streamrec serve` runs it (uvloop)
+    out = uvloop.run(run(quick=args.quick, redis_url=args.redis_url, moto=args.moto))
     print(json.dumps(out, indent=2))
 
 
