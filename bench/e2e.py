@@ -34,6 +34,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -132,23 +133,25 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
 
 @contextlib.contextmanager
 def _process(command: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
+    # stderr to a file, never a pipe nobody reads: a full pipe would block the process (the
+    # worker logs every request)
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.returncode not in (0, -15) and process.stderr is not None:
-            tail = process.stderr.read().decode(errors="replace")[-2000:]
-            log(f"{name} exited with {process.returncode}: {tail}")
-        if process.stderr is not None:
-            process.stderr.close()
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            if process.returncode not in (0, -15):
+                stderr.seek(0)
+                tail = stderr.read().decode(errors="replace")[-2000:]
+                log(f"{name} exited with {process.returncode}: {tail}")
 
 
 @contextlib.contextmanager

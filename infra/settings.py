@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     )
     bucket: str = Field("streamrec-lake", description="S3 bucket of the offline lake.")
     events_prefix: str = Field("events/", description="S3 prefix of the event Parquet files.")
+    lander: bool = Field(
+        True,
+        description="Run the Parquet lander in the consumers; off when a Firehose delivery "
+        "stream writes the lake instead (infra render's LakeWriter=firehose sets it).",
+    )
     models_prefix: str = Field("models/", description="S3 prefix of the model registry.")
     serving_model: str = Field(
         "itemknn", description="The registered model whose promoted version the worker serves."

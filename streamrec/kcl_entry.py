@@ -28,6 +28,7 @@ from infra.logs import configure_logging
 from infra.settings import Settings
 from streamrec.parts import (
     dead_letter_of,
+    driven,
     features_of,
     invalidator_of,
     lander_of,
@@ -51,7 +52,7 @@ async def shard_processors(
         online = OnlineStore(dynamodb, settings.features_table)
         features = features_of(settings, online, invalidate)
         dead_letter = dead_letter_of(settings, s3)
-        yield [features, lander_of(settings, offline)], dead_letter
+        yield driven(settings, features, lander_of(settings, offline)), dead_letter
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ async def build(settings: Settings | None = None) -> KinesisBatchHandler:
     """The feature processor and the Parquet lander, wired from ``settings`` (or ``Settings()``)."""
     settings = settings or Settings()
     p = await _resources.enter_async_context(pipeline(settings))
-    return KinesisBatchHandler([p.features, p.lander], dead_letter_of(settings, p.clients.s3))
+    return KinesisBatchHandler(p.processors, dead_letter_of(settings, p.clients.s3))
 
 
 handler = make_handler(build)

@@ -13,6 +13,7 @@ from typing import Any
 from consumers.dead_letter import DeadLetterSink
 from consumers.features import FeatureProcessor
 from consumers.lander import ParquetLander
+from consumers.processor import RecordProcessor
 from feature_store.invalidation import Invalidator, RedisInvalidator
 from feature_store.offline import OfflineStore
 from feature_store.online import FeatureStore
@@ -65,6 +66,14 @@ async def invalidator_of(settings: Settings) -> AsyncIterator[Invalidator | None
         yield invalidator
     finally:
         await invalidator.close()
+
+
+def driven(
+    settings: Settings, features: FeatureProcessor, lander: ParquetLander
+) -> list[RecordProcessor]:
+    """The processors a runtime drives: the features, then the lander unless a Firehose delivery
+    stream writes the lake (``settings.lander`` off)."""
+    return [features, lander] if settings.lander else [features]
 
 
 def dead_letter_of(settings: Settings, s3: Any) -> DeadLetterSink:

@@ -31,6 +31,7 @@ from producers.producer import EventProducer
 from streamrec.observability import ProcessMetrics
 from streamrec.parts import (
     dead_letter_of,
+    driven,
     features_of,
     invalidator_of,
     lander_of,
@@ -63,8 +64,9 @@ class Pipeline:
     online: OnlineStore
     offline: OfflineStore
     features: FeatureProcessor
-    lander: ParquetLander
+    lander: ParquetLander  # built always; driven only when ``settings.lander``
     runner: EmbeddedRunner
+    processors: list[RecordProcessor]  # what the runtimes drive, in order
 
 
 @asynccontextmanager
@@ -82,8 +84,9 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         offline = offline_store_of(settings, clients.s3, clients.glue)
         features = features_of(settings, online, invalidate)
         lander = lander_of(settings, offline)
-        runner = build_runner(settings, clients, [features, lander])
-        yield Pipeline(settings, clients, online, offline, features, lander, runner)
+        processors = driven(settings, features, lander)
+        runner = build_runner(settings, clients, processors)
+        yield Pipeline(settings, clients, online, offline, features, lander, runner, processors)
 
 
 def build_runner(

@@ -58,6 +58,9 @@ class Component:
     stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL
 
 
+LANDER: Json = {"Fn::If": ["UseFirehose", "false", "true"]}
+
+
 def components(settings: Settings, res: Resources, env: Environment) -> list[Component]:
     """The consumers, the worker and the trainer."""
     return [
@@ -66,8 +69,9 @@ def components(settings: Settings, res: Resources, env: Environment) -> list[Com
             ["consume"],
             env.consumers,
             iam.consumer_statements(res),
-            # the feature processor bumps the users' cache generations (invalidation)
-            variables={"STREAMREC_REDIS_URL": REDIS_URL},
+            # the feature processor bumps the users' cache generations (invalidation); the
+            # lander stays off when a Firehose delivery stream writes the lake
+            variables={"STREAMREC_REDIS_URL": REDIS_URL, "STREAMREC_LANDER": LANDER},
             stop_timeout=120,  # finish the batch, checkpoint, release the leases
         ),
         Component(

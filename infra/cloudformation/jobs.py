@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra.cloudformation import iam
-from infra.cloudformation.compute import settings_environment
+from infra.cloudformation.compute import LANDER, settings_environment
 from infra.cloudformation.intrinsics import Json, att, ref, resource, tags
 from infra.environments import Environment
 from infra.resources import Resources
@@ -35,7 +35,9 @@ def lambda_resources(settings: Settings, res: Resources, env: Environment) -> di
             "Role": att("ConsumerFunctionRole", "Arn"),
             "MemorySize": 1024,
             "Timeout": 300,
-            "Environment": {"Variables": settings_environment(settings)},
+            "Environment": {
+                "Variables": settings_environment(settings) | {"STREAMREC_LANDER": LANDER}
+            },
             "LoggingConfig": {"LogGroup": ref("ConsumerFunctionLogGroup")},
             "Tags": tags("lambda-consumer", env.name),
         },
