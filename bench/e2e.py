@@ -20,7 +20,9 @@ is a seen item, so the list must change). For each probe:
 Polls run every ``POLL_SECONDS``. After the offer, a last probe measures the drain: how long the
 consumer took to apply everything offered (``final_lag_ms``). A rate is *held* when the producer
 sent at least 95 % of it and the drain took under ``HELD_LAG_MS``; ``max_sustained_events_per_s``
-is the highest rate held, and the top-level freshness figures are those of that rate. CPU
+is the highest rate held, and the top-level freshness figures are those of that rate;
+``max_fresh_events_per_s`` the highest held rate whose recommendation freshness p99 is under
+1.5 s (the target). CPU
 seconds per 1,000 events are read per process (psutil) over each rate's offer.
 """
 
@@ -63,6 +65,7 @@ PROBE_INTERVAL_SECONDS = 1.0
 POLL_SECONDS = 0.1  # watching costs the emulators CPU: poll no faster than needed
 PROBE_TIMEOUT_SECONDS = 20.0
 HELD_LAG_MS = 2_000
+FRESH_P99_S = 1.5  # the issue's target for freshness p99
 RATES = (50, 100, 200, 400)
 WARM_USERS = 40
 ITEMS = 60
@@ -364,11 +367,15 @@ def run_stack(kind: str, rates: list[int], seconds: float, redis_url: str) -> di
                 break  # higher rates would only pile up more lag
     held = [r for r in results if r["held"]]
     best = held[-1] if held else results[-1]
+    fresh = [r for r in held if (r["rec_freshness_p99_s"] or math.inf) < FRESH_P99_S]
     return {
         "max_sustained_events_per_s": best["offered_events_per_s"] if held else 0,
         **{k: best[k] for k in best if "freshness" in k},
         "final_lag_ms": best["final_lag_ms"],
         "cpu_s_per_1000_events": best["cpu_s_per_1000_events"],
+        # the highest rate held with recommendation freshness p99 under the target
+        "max_fresh_events_per_s": fresh[-1]["offered_events_per_s"] if fresh else 0,
+        "fresh_rec_freshness_p99_s": fresh[-1]["rec_freshness_p99_s"] if fresh else None,
         "rates": results,
     }
 
@@ -405,7 +412,7 @@ def run(smoke: bool, stacks: str, rates: str | None, seconds: float) -> dict[str
                 continue
             out[kind] = run_stack(kind, chosen, seconds, redis_url)
     out["targets"] = {
-        f"{k}_rec_freshness_p99<1.5s": (out[k].get("rec_freshness_p99_s") or math.inf) < 1.5
+        f"{k}_rec_freshness_p99<1.5s_at_a_held_rate": out[k]["max_fresh_events_per_s"] > 0
         for k in kinds
         if "skipped" not in out[k]
     }

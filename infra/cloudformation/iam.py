@@ -123,8 +123,12 @@ def worker_statements(res: Resources) -> list[Json]:
 
 
 def trainer_statements(res: Resources) -> list[Json]:
-    """``streamrec train --publish``: registers a version and promotes it (reads the pointer)."""
-    return _registry(res, write=True)
+    """``streamrec train --publish``: reads the lake's Parquet (listing it needs the bucket's
+    ListBucket, in ``_registry``), registers a version and promotes it (reads the pointer)."""
+    return [
+        *_registry(res, write=True),
+        allow(["s3:GetObject"], [objects(res.bucket.events_prefix)]),
+    ]
 
 
 def _registry(res: Resources, write: bool) -> list[Json]:

@@ -194,6 +194,12 @@ def test_firehose_writes_the_lake_layout_of_the_lander(env: str) -> None:
     error_prefix = destination["ErrorOutputPrefix"]
     assert lander_error.startswith(_expand(error_prefix, when, "format-conversion-failed"))
     assert properties["DeliveryStreamName"] == "shop-events"  # objects are named after it
+    # with Firehose writing the lake, the consumers' lander is off: no event lands twice
+    off = {"Fn::If": ["UseFirehose", "false", "true"]}
+    consumer = next(c for c in _containers(env) if c["Name"] == "consumer")
+    assert {"Name": "STREAMREC_LANDER", "Value": off} in consumer["Environment"]
+    function = _props(env, "ConsumerFunction")["Environment"]["Variables"]
+    assert function["STREAMREC_LANDER"] == off
 
 
 def _containers(env: str) -> Iterator[dict[str, Any]]:
