@@ -80,6 +80,7 @@ from models.worker import running
 from producers.movielens import load_movielens
 from producers.replay import shift_to_now
 from streamrec.wiring import recommender_app
+from tests.redis_server import delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_CLIENT = Path(__file__).resolve().with_name("http_load.py")
@@ -367,7 +368,7 @@ async def run(
         try:
             out = await _measure(settings, users, catalog, sizes, rng)
         finally:
-            deleted = _delete_prefix(redis_url, prefix)
+            deleted = delete_prefix(redis_url, prefix)
             log(f"deleted {deleted} Redis keys under {prefix}")
     return {
         **out,
@@ -492,15 +493,6 @@ async def _same_answers(worker: str, naive: str, users: Sequence[str]) -> float:
             b = (await http.get(naive + path)).json()["recommendations"]
             same += [r["item_id"] for r in a] == [r["item_id"] for r in b]
     return round(same / len(users), 3)
-
-
-def _delete_prefix(url: str, prefix: str) -> int:
-    r = redis.Redis.from_url(url)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
-        return int(r.delete(*keys)) if keys else 0
-    finally:
-        r.close()
 
 
 def machine_note(loadavg_start: tuple[float, float, float]) -> str:

@@ -35,6 +35,18 @@ def generation_key(prefix: str, user_id: str) -> str:
     return f"{prefix}:g:{user_id}"
 
 
+async def bump_generations(redis: aioredis.Redis, prefix: str, user_ids: Collection[str]) -> None:
+    """Move each user's generation on and push its expiry back, in one pipelined round trip
+    (raises ``RedisError``). The feature processors' invalidator and the cache's own
+    ``invalidate`` both bump this way."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            key = generation_key(prefix, user_id)
+            pipe.incr(key)
+            pipe.expire(key, GENERATION_TTL_SECONDS)
+        await pipe.execute()
+
+
 class RedisInvalidator:
     """Bumps users' generations in the Redis that the recommendation cache uses."""
 
@@ -48,12 +60,7 @@ class RedisInvalidator:
         if not user_ids:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    key = generation_key(self._prefix, user_id)
-                    pipe.incr(key)
-                    pipe.expire(key, GENERATION_TTL_SECONDS)
-                await pipe.execute()
+            await bump_generations(self._redis, self._prefix, user_ids)
         except RedisError as exc:
             raise InvalidationError(f"bumping {len(user_ids)} generations failed: {exc}") from exc
         self.bumped += len(user_ids)

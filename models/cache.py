@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from feature_store.invalidation import GENERATION_TTL_SECONDS, generation_key
+from feature_store.invalidation import GENERATION_TTL_SECONDS, bump_generations, generation_key
 from infra.errors import StreamrecError
 
 KEY_PREFIX = "streamrec:recs"
@@ -217,12 +217,7 @@ class RedisCache:
     async def invalidate(self, user_ids: Collection[str]) -> None:
         """See ``RecommendationCache.invalidate``."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    key = generation_key(self._prefix, user_id)
-                    pipe.incr(key)
-                    pipe.expire(key, GENERATION_TTL_SECONDS)
-                await pipe.execute()
+            await bump_generations(self._redis, self._prefix, user_ids)
         except RedisError as exc:
             raise CacheError(f"invalidate failed: {exc}") from exc
 

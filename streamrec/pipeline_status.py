@@ -28,8 +28,7 @@ def pipeline_status_of(settings: Settings, dynamodb: Any) -> PipelineStatus:
     async def status() -> PipelineResponse:
         now_ms = int(time.time() * 1000)
         shards = []
-        rows = sorted(await leases.scan(), key=lambda lease: lease.shard_id)
-        for lease in rows:
+        for lease in sorted(await leases.scan(), key=lambda lease: lease.shard_id):
             report, checkpointed = lease.report, lease.checkpointed_ms
             age_s = None if checkpointed is None else (now_ms - checkpointed) / 1e3
             shards.append(
@@ -41,8 +40,7 @@ def pipeline_status_of(settings: Settings, dynamodb: Any) -> PipelineStatus:
                     checkpoint_age_s=age_s,
                 )
             )
-        for lease in rows:  # each report counts the events since the one before: add new ones
-            report = lease.report
+            # each report counts the events since the one before: add each new one once
             if report is not None and seen.get(lease.shard_id) != report.reported_ms:
                 seen[lease.shard_id] = report.reported_ms
                 recent.append((now_ms, report.freshness))
