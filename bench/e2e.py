@@ -54,10 +54,10 @@ from infra.clients import async_client, client
 from infra.kinesis_mock import available as kinesis_mock_missing
 from infra.kinesis_mock import kinesis_mock
 from infra.local import free_port
+from infra.local_redis import delete_prefix, local_redis_url
 from infra.settings import Settings
 from producers.events import Event
 from producers.producer import EventProducer
-from tests.redis_server import delete_prefix, redis_url_for_tests
 
 VENV_BIN = Path(sys.executable).parent
 DURATION_SECONDS = 20.0
@@ -405,7 +405,7 @@ def run(smoke: bool, stacks: str, rates: str | None, seconds: float) -> dict[str
             "cpus": os.cpu_count(),
         }
     }
-    with redis_url_for_tests() as redis_url:
+    with local_redis_url() as redis_url:
         for kind in kinds:
             if kind == "faithful" and (missing := kinesis_mock_missing()):
                 out[kind] = {"skipped": missing}

@@ -72,6 +72,7 @@ from feature_store.updates import FeatureUpdater
 from infra.apply import apply
 from infra.clients import async_client, client
 from infra.local import embedded_stack, free_port
+from infra.local_redis import delete_prefix
 from infra.settings import Settings
 from models.cache import RedisCache
 from models.catalog import ItemCatalog
@@ -80,7 +81,6 @@ from models.worker import running
 from producers.movielens import load_movielens
 from producers.replay import shift_to_now
 from streamrec.wiring import recommender_app
-from tests.redis_server import delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_CLIENT = Path(__file__).resolve().with_name("http_load.py")

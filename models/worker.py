@@ -23,21 +23,22 @@ why (``degraded_reasons``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path, Query, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 from feature_store.definitions import FEATURES
 from feature_store.features import Popular, user_key
@@ -45,6 +46,15 @@ from feature_store.online import FeatureStore
 from feature_store.transforms import trending_score
 from models.cache import CacheError, Lookup, RecommendationCache
 from models.filters import Filters
+from models.hit_path import (
+    DEFAULT_K,
+    MAX_FILTER_VALUES,
+    MAX_K,
+    CachedAnswers,
+    answer_body,
+    lookup_of,
+    variant,
+)
 from models.ingest import IngestConfig, ingest_router
 from models.recommender import Recommendation, Recommender
 from models.request_ids import RequestIdMiddleware
@@ -53,8 +63,6 @@ from producers.events import ID_PATTERN, MAX_ID_CHARS
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
-MAX_FILTER_VALUES = 100
 DEFAULT_DEADLINE_SECONDS = 0.25
 STARTUP_TIMEOUT_SECONDS = 10.0
 # httptools (the C parser of Node's llhttp) parses a request in a fraction of h11's time
@@ -139,6 +147,18 @@ class UserFeaturesResponse(BaseModel):
     features: dict[str, Any]
 
 
+class WorkerApp(FastAPI):
+    """The worker's FastAPI app, with ``hit_path`` (``models.hit_path.CachedAnswers``) wrapped
+    around its whole middleware stack: Starlette always puts its error middleware outermost."""
+
+    hit_path: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack, inside the hit path when there is one."""
+        stack = super().build_middleware_stack()
+        return stack if self.hit_path is None else self.hit_path(stack)
+
+
 def create_app(
     recommender: Recommender,
     cache: RecommendationCache,
@@ -157,22 +177,26 @@ def create_app(
     ``/pipeline`` (404 without it). ``POST /events``
     publishes through ``ingest``; without it the route answers 503.
     """
-    app = FastAPI(title="streamrec recommender", version="0.1.0")
+    app = WorkerApp(title="streamrec recommender", version="0.1.0")
     app.include_router(ingest_router(ingest))
     metrics = metrics or WorkerMetrics()
     app.state.metrics = metrics
-
-    app.add_middleware(RequestTimer, metrics=metrics)
-    # added last, so outermost: uvicorn's access line is logged inside it, with the request id
-    app.add_middleware(RequestIdMiddleware)
+    # outermost: cached answers skip FastAPI's stack and the route's parameter handling
+    app.hit_path = partial(
+        CachedAnswers,
+        cache=cache,
+        model_version=lambda: recommender.model_version,
+        metrics=metrics,
+    )
 
     async def deadline(awaitable: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(awaitable, deadline_seconds)
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
     async def recommendations(
+        request: Request,
         user_id: UserId,
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = DEFAULT_K,
         exclude_seen: bool = True,
         exclude_items: Annotated[list[ItemId], Query(max_length=MAX_FILTER_VALUES)] = [],  # noqa: B006
         include_genres: Names = [],  # noqa: B006
@@ -185,12 +209,12 @@ def create_app(
             frozenset(include_genres),
             frozenset(exclude_genres),
         )
-        # answers of another model version or other filters are other entries
-        variant = str(k) if filters.is_default else f"{k}-{filters.fingerprint()}"
-        if recommender.model_version:
-            variant = f"{variant}-{recommender.model_version}"
+        name = variant(k, filters, recommender.model_version)
         reasons: list[str] = []
-        lookup = await _cache_get(cache, user_id, variant, metrics)
+        # a miss of the hit path comes with its lookup; otherwise the cache is read here
+        lookup = lookup_of(request.scope.get("state", {}), name)
+        if lookup is None:
+            lookup = await _cache_get(cache, user_id, name, metrics)
         if lookup is None:
             reasons.append("cache unavailable: computed without it")
             metrics.degraded.labels("cache_unavailable").inc()
@@ -209,7 +233,7 @@ def create_app(
             metrics.degraded.labels("features_error").inc()
         payload = [asdict(r) for r in recs]
         if lookup is not None and not reasons:  # computed from the features: worth caching
-            await _cache_set(cache, user_id, variant, payload, ttl_seconds, lookup)
+            await _cache_set(cache, user_id, name, payload, ttl_seconds, lookup)
         return _answer(user_id, k, payload, cached=False, reasons=reasons)
 
     async def global_row() -> tuple[Popular, list[str]]:
@@ -270,6 +294,9 @@ def create_app(
         """The worker's metrics in the Prometheus text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(RequestTimer, metrics=metrics)
+    # added last, so outermost: uvicorn's access line is logged inside it, with the request id
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -279,15 +306,8 @@ def _answer(
     """A ``RecommendationsResponse`` as JSON, written directly: the lists come from the
     recommender or the cache in that shape already, and validating them again on every answer
     (FastAPI's ``response_model``) would cost a cached answer a good part of its time."""
-    body = {
-        "user_id": user_id,
-        "k": k,
-        "recommendations": recs,
-        "cached": cached,
-        "degraded": bool(reasons),
-        "degraded_reasons": reasons,
-    }
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    body = answer_body(user_id, k, recs, cached, reasons)
+    return Response(body, media_type="application/json")
 
 
 async def _cache_get(

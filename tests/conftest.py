@@ -10,8 +10,8 @@ import pytest
 from infra import kinesis_mock
 from infra.apply import apply
 from infra.local import embedded_stack
+from infra.local_redis import local_redis_url
 from infra.settings import Settings
-from tests.redis_server import redis_url_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ def redis_url() -> Iterator[str]:
 
     Fails (does not skip) when none can be had: the Redis paths are part of what must pass.
     """
-    with redis_url_for_tests() as url:
+    with local_redis_url() as url:
         yield url
 
 

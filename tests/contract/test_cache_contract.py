@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from feature_store.invalidation import RedisInvalidator, generation_key
+from infra.local_redis import delete_prefix, unique_prefix
 from models.cache import InMemoryCache, RecommendationCache, RedisCache, make_cache
-from tests.redis_server import delete_prefix, unique_prefix
 
 EXPIRY_DEADLINE_SECONDS = 5.0
 RECS = [

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.local_redis import delete_prefix, unique_prefix
 from infra.settings import Settings
 from models.worker import running
 from streamrec.wiring import pipeline, recommender_app
 from tests.e2e.test_freshness import produce, view
-from tests.redis_server import delete_prefix, unique_prefix
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(

@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from infra.clients import client
+from infra.local_redis import delete_prefix, unique_prefix
 from infra.settings import Settings
 from models.worker import running
 from producers.events import Event
 from producers.producer import EventProducer
 from streamrec.wiring import pipeline, recommender_app
-from tests.redis_server import delete_prefix, unique_prefix
 
 FRESHNESS_SECONDS = 2.0
 CATCH_UP_DEADLINE_SECONDS = 60.0

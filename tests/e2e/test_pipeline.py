@@ -18,13 +18,13 @@ import redis
 from feature_store.features import RECENT_ITEMS
 from feature_store.offline import partition_of
 from infra.clients import client
+from infra.local_redis import delete_prefix, unique_prefix
 from infra.settings import Settings
 from models.worker import running
 from producers.events import Event
 from producers.producer import EventProducer
 from producers.synthetic import synthetic_events
 from streamrec.wiring import Pipeline, pipeline, recommender_app
-from tests.redis_server import delete_prefix, unique_prefix
 
 EVENTS = 2_000
 CATCH_UP_DEADLINE_SECONDS = 120

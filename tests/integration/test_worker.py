@@ -24,12 +24,16 @@ from feature_store.features import (
 from feature_store.online import FeatureStore, OnlineStore
 from feature_store.rows import Row
 from infra.clients import async_client
+from infra.local_redis import redis_server, unique_prefix
 from infra.settings import Settings
 from models.cache import CacheError, InMemoryCache, Lookup, RedisCache
 from models.catalog import ItemCatalog
 from models.recommender import Recommender
 from models.worker import create_app, running
-from tests.redis_server import redis_server, unique_prefix
+
+# moto's first reads in a busy test session can take longer than the shipped 0.25 s deadline,
+# which would serve popular items flagged degraded: tests not about the deadline wait longer
+DEADLINE = 5.0
 
 # u1 recently saw a (newest) then b; x is seen too. Expected for k=3:
 #   c: 3*1 + 1*0.5 = 3.5 (mostly from a), d: 4*0.5 = 2.0 (scaled by 3.5: 1 and 0.571429),
@@ -65,7 +69,9 @@ async def store(applied: Settings) -> AsyncIterator[OnlineStore]:
 @pytest.fixture
 def app(store: OnlineStore) -> FastAPI:
     """The worker over ``store`` with a process-memory cache."""
-    return create_app(Recommender(store), InMemoryCache(), ttl_seconds=60)
+    return create_app(
+        Recommender(store), InMemoryCache(), ttl_seconds=60, deadline_seconds=DEADLINE
+    )
 
 
 @pytest.fixture
@@ -147,7 +153,7 @@ class BrokenCache:
 
 
 async def test_a_failing_cache_degrades_to_uncached_answers(store: OnlineStore) -> None:
-    app = create_app(Recommender(store), BrokenCache(), ttl_seconds=60)
+    app = create_app(Recommender(store), BrokenCache(), ttl_seconds=60, deadline_seconds=DEADLINE)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
         for _ in range(2):
@@ -174,7 +180,13 @@ CATALOG = ItemCatalog({"c": frozenset({"Drama"}), "d": frozenset({"Comedy"})})
 @pytest.fixture
 async def filtering(store: OnlineStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the worker over ``store`` whose catalog knows the genres of c and d."""
-    app = create_app(Recommender(store, CATALOG), InMemoryCache(), ttl_seconds=60, store=store)
+    app = create_app(
+        Recommender(store, CATALOG),
+        InMemoryCache(),
+        ttl_seconds=60,
+        store=store,
+        deadline_seconds=DEADLINE,
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://worker"
     ) as http:
@@ -260,7 +272,9 @@ async def test_trending_lists_items_busier_than_their_usual_hour(applied: Settin
     async with async_client("dynamodb", applied) as dynamodb:
         online = OnlineStore(dynamodb, applied.features_table)
         assert await online.write_row(Row(POPULAR_KEY, popular))
-        app = create_app(Recommender(online), InMemoryCache(), ttl_seconds=60)
+        app = create_app(
+            Recommender(online), InMemoryCache(), ttl_seconds=60, deadline_seconds=DEADLINE
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
             body = (await http.get("/items/trending", params={"k": 5})).json()
@@ -329,7 +343,7 @@ async def test_a_slow_or_failing_store_gets_popular_items_flagged_degraded(
 async def test_with_redis_stopped_requests_succeed_and_say_so(store: OnlineStore) -> None:
     with redis_server() as server:
         cache = RedisCache(server.url, prefix=unique_prefix("recs"))
-        app = create_app(Recommender(store), cache, ttl_seconds=60)
+        app = create_app(Recommender(store), cache, ttl_seconds=60, deadline_seconds=DEADLINE)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
             first = (await http.get("/recommendations/u1", params={"k": 3})).json()

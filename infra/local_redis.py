@@ -1,13 +1,14 @@
-"""A real Redis for tests: the configured one, a local one, or a throwaway ``redis-server``.
+"""A real Redis for local runs (tests, benchmarks): the configured one, a local one, or a
+throwaway ``redis-server``.
 
-    with redis_url_for_tests() as url:
+    with local_redis_url() as url:
         ...
 
-Order of preference: ``STREAMREC_TEST_REDIS_URL``; ``redis://127.0.0.1:6379/15`` if it answers;
-otherwise ``redis-server`` started on a free port (no persistence) and killed on exit. Raises
-``RedisUnavailable`` when none of these works, so fixtures can skip with the reason. Tests share
-the first two, so they must keep to a key prefix of their own (see ``unique_prefix``) and clean
-up with ``delete_prefix``, never ``FLUSHDB``.
+Order of preference: the URL in ``STREAMREC_TEST_REDIS_URL``; ``redis://127.0.0.1:6379/15`` if
+it answers; otherwise ``redis-server`` started on a free loopback port (no persistence) and killed
+on exit. Raises ``RedisUnavailable`` when none of these works, so fixtures can skip with the
+reason. Runs share the first two, so each keeps to a key prefix of its own (``unique_prefix``)
+and cleans up with ``delete_prefix``, never ``FLUSHDB``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def delete_prefix(url: str, prefix: str) -> int:
 
 
 @contextmanager
-def redis_url_for_tests() -> Iterator[str]:
-    """The URL of a Redis to test against, valid for the duration of the block."""
+def local_redis_url() -> Iterator[str]:
+    """The URL of a Redis to run against, valid for the duration of the block."""
     configured = os.environ.get(ENV_VARIABLE)
     if configured:
         yield configured
@@ -76,7 +77,7 @@ def redis_url_for_tests() -> Iterator[str]:
 
 @dataclass
 class RunningRedis:
-    """A throwaway ``redis-server`` of this test run."""
+    """A throwaway ``redis-server`` of this run."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -92,7 +93,9 @@ def redis_server() -> Iterator[RunningRedis]:
     """A ``redis-server`` on a free loopback port, without persistence, killed on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RedisUnavailable(f"set {ENV_VARIABLE}, run Redis on 6379, or install redis-server")
+        raise RedisUnavailable(
+            f"set {ENV_VARIABLE}, run Redis on 127.0.0.1:6379, or install redis-server"
+        )
     port = free_port()
     command = [
         binary,
