@@ -6,6 +6,9 @@ recommendation list records the generation it was computed at and counts as stal
 user's generation moved on (``models.cache``), so a list computed from features read before the
 write never outlives it, whatever the timing of the two.
 
+Each bump also publishes the users, space-separated, on ``<prefix>:invalidated``: workers that
+keep a near copy of the cache in process memory (``models.near_cache``) drop theirs from it.
+
 Generation keys live ``GENERATION_TTL_SECONDS`` (a week) after their last bump. A key that
 expired reads as 0, and any entry stored under a higher generation becomes stale: the safe
 direction. Cache entries must therefore live shorter than that (``RedisCache`` refuses longer).
@@ -35,15 +38,25 @@ def generation_key(prefix: str, user_id: str) -> str:
     return f"{prefix}:g:{user_id}"
 
 
+def invalidations_channel(prefix: str) -> str:
+    """The Redis channel on which bumps of generations under ``prefix`` are announced."""
+    return f"{prefix}:invalidated"
+
+
 async def bump_generations(redis: aioredis.Redis, prefix: str, user_ids: Collection[str]) -> None:
-    """Move each user's generation on and push its expiry back, in one pipelined round trip
-    (raises ``RedisError``). The feature processors' invalidator and the cache's own
-    ``invalidate`` both bump this way."""
+    """Move each user's generation on, push its expiry back and announce the users on the
+    invalidations channel, in one pipelined round trip (raises ``RedisError``). The feature
+    processors' invalidator and the cache's own ``invalidate`` both bump this way. User ids have
+    no spaces (``producers.events.ID_PATTERN``)."""
+    if not user_ids:
+        return
     async with redis.pipeline(transaction=False) as pipe:
         for user_id in user_ids:
             key = generation_key(prefix, user_id)
             pipe.incr(key)
             pipe.expire(key, GENERATION_TTL_SECONDS)
+        # after the bumps: a worker that hears of it and reads again sees the new generation
+        pipe.publish(invalidations_channel(prefix), " ".join(user_ids))
         await pipe.execute()
 
 

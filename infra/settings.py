@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(
         60, ge=1, lt=7 * 24 * 3600, description="Lifetime of a cached recommendation."
     )
+    near_cache_entries: int = Field(
+        10_000,
+        ge=0,
+        description="Cached recommendation lists each worker also keeps in its own memory, "
+        "dropped when Redis announces the user's features changed (0: read Redis every time).",
+    )
     recommend_deadline_seconds: float = Field(
         0.25,
         gt=0,

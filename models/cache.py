@@ -165,7 +165,8 @@ class InMemoryCache:
 class RedisCache:
     """Recommendations in Redis, one JSON string per ``(user_id, variant)``.
 
-    An entry lives at ``<prefix>:e:<variant>:<user_id>`` as ``{"g": generation, "recs": [...]}``;
+    An entry lives at ``<prefix>:e:<variant>:<user_id>`` as ``{"g": generation, "x": expiry
+    (epoch ms), "recs": [...]}``;
     the user's generation at ``<prefix>:g:<user_id>`` (bumped by the feature processors through
     ``feature_store.invalidation.RedisInvalidator``, or by ``invalidate``). ``get`` reads both in
     one MGET and ignores an entry of another generation.
@@ -181,6 +182,12 @@ class RedisCache:
 
     async def get(self, user_id: str, variant: str | int) -> Lookup:
         """See ``RecommendationCache.get``."""
+        entry, generation = await self.read_entry(user_id, variant)
+        return Lookup(None if entry is None else entry["recs"], generation)
+
+    async def read_entry(self, user_id: str, variant: str | int) -> tuple[dict | None, int]:
+        """The stored entry (``g``, ``x``, ``recs``) when of the user's current generation, and
+        that generation: one MGET."""
         try:
             payload, raw = await self._redis.mget(
                 self.entry_key(user_id, variant), generation_key(self._prefix, user_id)
@@ -189,9 +196,9 @@ class RedisCache:
             raise CacheError(f"GET failed: {exc}") from exc
         generation = int(raw or 0)
         if payload is None:
-            return Lookup(None, generation)
+            return None, generation
         entry = json.loads(payload)
-        return Lookup(entry["recs"] if entry["g"] == generation else None, generation)
+        return (entry if entry["g"] == generation else None), generation
 
     async def set(
         self,
@@ -206,11 +213,11 @@ class RedisCache:
             raise ValueError(
                 f"ttl_seconds must be below {GENERATION_TTL_SECONDS} (the generations' lifetime)"
             )
-        payload = json.dumps({"g": generation, "recs": list(recs)})
+        ttl_ms = max(1, round(ttl_seconds * 1000))
+        expires = int(time.time() * 1000) + ttl_ms
+        payload = json.dumps({"g": generation, "x": expires, "recs": list(recs)})
         try:
-            await self._redis.set(
-                self.entry_key(user_id, variant), payload, px=max(1, round(ttl_seconds * 1000))
-            )
+            await self._redis.set(self.entry_key(user_id, variant), payload, px=ttl_ms)
         except RedisError as exc:
             raise CacheError(f"SET failed: {exc}") from exc
 
@@ -227,9 +234,18 @@ class RedisCache:
 
 
 def make_cache(
-    redis_url: str | None, max_entries: int = DEFAULT_MAX_ENTRIES, prefix: str = KEY_PREFIX
+    redis_url: str | None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    prefix: str = KEY_PREFIX,
+    near_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> RecommendationCache:
-    """Redis (keys under ``prefix``) when ``redis_url`` is set, otherwise process memory."""
-    if redis_url:
+    """Redis (keys under ``prefix``) when ``redis_url`` is set, with up to ``near_entries`` of
+    its entries kept in process memory (``models.near_cache``; 0: none); otherwise process
+    memory alone (``max_entries``)."""
+    if not redis_url:
+        return InMemoryCache(max_entries=max_entries)
+    if near_entries <= 0:
         return RedisCache(redis_url, prefix=prefix)
-    return InMemoryCache(max_entries=max_entries)
+    from models.near_cache import NearCache  # it builds on RedisCache, defined above
+
+    return NearCache(redis_url, prefix=prefix, max_entries=near_entries)

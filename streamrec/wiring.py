@@ -181,7 +181,11 @@ async def recommender_app(
                     registry, name, install, settings.model_poll_seconds
                 )
     reloading = [asyncio.create_task(r.run(stop)) for r in reloaders.values()]
-    cache = make_cache(settings.redis_url, prefix=settings.cache_prefix)
+    cache = make_cache(
+        settings.redis_url,
+        prefix=settings.cache_prefix,
+        near_entries=settings.near_cache_entries,
+    )
     publisher, ingest = None, None
     if settings.ingest_keys:
         producer = EventProducer(client("kinesis", settings), settings.stream_name)

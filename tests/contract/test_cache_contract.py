@@ -1,4 +1,5 @@
-"""One contract for every RecommendationCache: process memory and a real Redis."""
+"""One contract for every RecommendationCache: process memory, a real Redis, and Redis with a
+near copy in process memory."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from feature_store.invalidation import RedisInvalidator, generation_key
 from infra.local_redis import delete_prefix, unique_prefix
 from models.cache import InMemoryCache, RecommendationCache, RedisCache, make_cache
+from models.near_cache import NearCache
 
 EXPIRY_DEADLINE_SECONDS = 5.0
 RECS = [
@@ -50,7 +52,17 @@ class Harness:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture(params=["memory", "redis"])
+async def live(cache: NearCache) -> NearCache:
+    """``cache`` once its listener is subscribed (it starts on the first lookup)."""
+    deadline = time.monotonic() + EXPIRY_DEADLINE_SECONDS
+    while not cache.live:
+        assert time.monotonic() < deadline, "the near cache's listener did not subscribe"
+        await cache.get("nobody", "warm-up")
+        await asyncio.sleep(0.01)
+    return cache
+
+
+@pytest.fixture(params=["memory", "redis", "near"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     """Each cache implementation, empty, in a key space of its own."""
     if request.param == "memory":
@@ -61,7 +73,10 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         return
     url = request.getfixturevalue("redis_url")
     prefix = unique_prefix("recs")
-    redis_cache = RedisCache(url, prefix=prefix)
+    if request.param == "near":
+        redis_cache: RedisCache = await live(NearCache(url, prefix=prefix))
+    else:
+        redis_cache = RedisCache(url, prefix=prefix)
     yield Harness(redis_cache)
     await redis_cache.close()
     delete_prefix(url, prefix)
@@ -232,11 +247,14 @@ async def test_redis_refuses_entries_that_would_outlive_the_generations(redis_ur
 
 async def test_make_cache_picks_redis_only_with_a_url(redis_url: str) -> None:
     memory = make_cache(None)
-    redis_cache = make_cache(redis_url)
+    near = make_cache(redis_url)
+    plain = make_cache(redis_url, near_entries=0)
     try:
         assert isinstance(memory, InMemoryCache)
-        assert isinstance(redis_cache, RedisCache)
-        assert redis_cache.entry_key("u", 10) == "streamrec:recs:e:10:u"
+        assert isinstance(near, NearCache)
+        assert isinstance(plain, RedisCache)
+        assert not isinstance(plain, NearCache)
+        assert near.entry_key("u", 10) == "streamrec:recs:e:10:u"
     finally:
-        await memory.close()
-        await redis_cache.close()
+        for cache in (memory, near, plain):
+            await cache.close()
