@@ -172,6 +172,13 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address the recommender API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the recommender API.")
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes of `streamrec serve` sharing the API's port (SO_REUSEPORT); one "
+        "process serves on one core.",
+    )
     cache_prefix: str = Field("streamrec:recs", description="Key prefix of the Redis cache.")
     cache_ttl_seconds: int = Field(
         60, ge=1, lt=7 * 24 * 3600, description="Lifetime of a cached recommendation."

@@ -338,19 +338,31 @@ async def _cache_set(
 
 
 async def serve(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` with uvicorn until SIGINT/SIGTERM (or until cancelled); uvicorn's lines go
-    through the root logger (``infra.logs``: text or JSON, with the request id)."""
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, log_config=None, http=HTTP_PARSER
-    )
-    await uvicorn.Server(config).serve()
+    through the root logger (``infra.logs``: text or JSON, with the request id). With
+    ``reuse_port``, other processes may serve the same port (``SO_REUSEPORT``: the kernel
+    spreads connections over them)."""
+    sock = listening_socket(host, port, reuse_port)
+    try:
+        config = uvicorn.Config(app, log_level=log_level, log_config=None, http=HTTP_PARSER)
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @asynccontextmanager
 async def running(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    reuse_port: bool = False,
 ) -> AsyncIterator[str]:
     """Serve ``app`` in the background of the current event loop; yields its base URL.
 
@@ -358,7 +370,7 @@ async def running(
     use raises ``OSError`` from this call instead of exiting the process from inside uvicorn.
     Leaving the block asks the server to exit and waits for it.
     """
-    sock = listening_socket(host, port)
+    sock = listening_socket(host, port, reuse_port)
     try:
         bound_host, bound_port = sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level=log_level, log_config=None, http=HTTP_PARSER)
@@ -374,8 +386,9 @@ async def running(
         sock.close()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``(host, port)`` whose connections send small writes at once.
+def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` whose connections send small writes at once
+    (``reuse_port``: ``SO_REUSEPORT``, shared with other processes that set it).
 
     uvicorn writes a response's head and body separately. asyncio turns Nagle's algorithm off
     only on sockets whose ``proto`` is TCP, and ``socket.socket(AF_INET, SOCK_STREAM)`` has
@@ -385,6 +398,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError:

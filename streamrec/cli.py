@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     chaos.set_defaults(func=_chaos)
 
     serve = sub.add_parser("serve", help="serve the recommender API (and POST /events)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the port (STREAMREC_API_WORKERS, default 1)",
+    )
     serve.set_defaults(func=_serve)
     add_replay_parser(sub)
     add_status_parser(sub)
@@ -164,22 +170,9 @@ def _chaos(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvloop
+    from streamrec.serve_cmd import serve_command
 
-    from models.worker import serve
-    from streamrec.wiring import pipeline, recommender_app
-
-    async def run() -> None:
-        async with (
-            pipeline(settings) as p,
-            recommender_app(
-                settings, p.online, s3=p.clients.s3, dynamodb=p.clients.dynamodb
-            ) as app,
-        ):
-            await serve(app, settings.api_host, settings.api_port)
-
-    uvloop.run(run())  # the worker's event loop: libuv's, a faster drop-in for asyncio's
-    return 0
+    return serve_command(settings, args.workers or settings.api_workers)
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:

@@ -45,6 +45,12 @@ def test_a_quick_run_reports_every_figure_and_cleans_up(redis_url: str) -> None:
     assert out["naive"]["statuses"] == {"200": out["naive_requests"]}
     assert "cores" in out["machine"]
     assert set(out["targets"]) == {"hit_p99_ms<5", "miss_p99_ms<50"}
+    if bench.WRK is not None:  # hits also measured by wrk, against `streamrec serve --workers`
+        workers = out["hit_wrk_workers"]
+        assert workers["cached"] == workers["requests"] > 0
+        assert workers["errors"] == workers["non_2xx"] == 0
+        assert out["hit_p99_ms"] == workers["p99_ms"]
+        assert out["hit_measured_by"].startswith("wrk")
     client = redis.Redis.from_url(redis_url)
     try:
         assert not list(client.scan_iter(match=f"{out['cache_prefix']}*"))  # deleted after
