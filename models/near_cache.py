@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE_SECONDS = 10.0
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
+_COMPACT = (",", ":")  # as the worker writes its answers
 
 
 class _Near(NamedTuple):
@@ -96,23 +97,34 @@ class NearCache(RedisCache):
         self.live = False
         self.near_hits = 0
 
+    def held(self, user_id: str, variant: str | int) -> str | None:
+        """The list held in memory for ``(user_id, variant)``, as JSON text, if fresh: what
+        ``get`` would answer without I/O (the worker's hit path writes it as it is)."""
+        key = (user_id, variant)
+        near = self._near.get(key)
+        if near is None or not self.live:
+            return None
+        if near.expires_at <= self._clock():
+            self._drop(key)
+            return None
+        self._near.move_to_end(key)
+        self.near_hits += 1
+        return near.payload
+
     async def get(self, user_id: str, variant: str | int) -> Lookup:
         """See ``RecommendationCache.get``: from memory when held, else from Redis."""
         self._listen()
         key = (user_id, variant)
         near = self._near.get(key)
-        if near is not None and self.live:
-            if near.expires_at > self._clock():
-                self._near.move_to_end(key)
-                self.near_hits += 1
-                return Lookup(json.loads(near.payload), near.generation)
-            self._drop(key)
+        if near is not None and self.held(user_id, variant) is not None:
+            return Lookup(json.loads(near.payload), near.generation)
         heard = self._announcements
         entry, generation = await self.read_entry(user_id, variant)
         if self.live and heard == self._announcements:
             self._remember(user_id, generation)
             if entry is not None and "x" in entry:
-                self._keep(key, entry["x"] / 1000, generation, json.dumps(entry["recs"]))
+                payload = json.dumps(entry["recs"], separators=_COMPACT)
+                self._keep(key, entry["x"] / 1000, generation, payload)
         return Lookup(None if entry is None else entry["recs"], generation)
 
     async def set(
@@ -128,7 +140,8 @@ class NearCache(RedisCache):
         await super().set(user_id, variant, recs, ttl_seconds, generation)
         if self.live and self._known.get(user_id) == generation:
             expires = self._clock() + ttl_seconds
-            self._keep((user_id, variant), expires, generation, json.dumps(list(recs)))
+            payload = json.dumps(list(recs), separators=_COMPACT)
+            self._keep((user_id, variant), expires, generation, payload)
 
     async def invalidate(self, user_ids: Collection[str]) -> None:
         """See ``RecommendationCache.invalidate``; this worker's near entries go at once."""

@@ -6,13 +6,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 import redis
 
 from feature_store.invalidation import RedisInvalidator
+from feature_store.memory import InMemoryOnlineStore
 from infra.local_redis import delete_prefix, unique_prefix
 from models.cache import CacheError
 from models.near_cache import NearCache
+from models.recommender import Recommender
+from models.worker import create_app
 from tests.contract.test_cache_contract import RECS, got, live, put
 
 DEADLINE_SECONDS = 5.0
@@ -137,3 +141,16 @@ async def test_a_cache_that_cannot_reach_redis_raises_cache_error() -> None:
         assert not near.live
     finally:
         await near.close()
+
+
+async def test_the_worker_answers_repeated_hits_from_memory(cache: NearCache) -> None:
+    store = InMemoryOnlineStore()
+    app = create_app(Recommender(store), cache, ttl_seconds=60)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
+        computed = (await http.get("/recommendations/u1", params={"k": 3})).json()
+        hits = cache.near_hits
+        cached = await http.get("/recommendations/u1", params={"k": 3})
+    assert cache.near_hits == hits + 1
+    assert cached.headers["x-request-id"]
+    assert cached.json() == {**computed, "cached": True}

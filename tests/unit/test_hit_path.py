@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from feature_store.rows import Row
 from models.cache import InMemoryCache, Lookup
 from models.catalog import ItemCatalog
 from models.filters import Filters
-from models.hit_path import Asked, parse, variant
+from models.hit_path import _CACHED_BODY, Asked, answer_body, parse, variant
 from models.recommender import Recommender
 from models.worker import create_app
 
@@ -176,3 +177,10 @@ async def test_hits_are_timed_under_the_route_and_counted() -> None:
     assert 'streamrec_cache_lookups_total{result="miss"} 1.0' in metrics
     route = 'route="/recommendations/{user_id}",status="200"'
     assert f"streamrec_request_seconds_count{{{route}}} 3.0" in metrics
+
+
+def test_the_held_answer_is_written_as_answer_body_writes_it() -> None:
+    recs = [{"item_id": "c", "score": 1.0, "reason": "seen with a"}]
+    held = json.dumps(recs, separators=(",", ":")).encode()
+    spliced = _CACHED_BODY % (b'"u1"', 3, held)
+    assert spliced == answer_body("u1", 3, recs, cached=True, reasons=[])
