@@ -53,7 +53,7 @@ from infra.apply import apply
 from infra.clients import async_client, client
 from infra.kinesis_mock import available as kinesis_mock_missing
 from infra.kinesis_mock import kinesis_mock
-from infra.local import free_port
+from infra.local import free_port, moto_process
 from infra.local_redis import delete_prefix, local_redis_url
 from infra.settings import Settings
 from producers.events import Event
@@ -160,33 +160,19 @@ def _process(command: list[str], env: dict[str, str], name: str) -> Iterator[sub
 @contextlib.contextmanager
 def stack(kind: str, redis_url: str) -> Iterator[Stack]:
     """moto (and kinesis-mock for ``faithful``), then the consumer and the worker."""
-    uid = uuid.uuid4().hex[:8]
-    moto_port, api_port = free_port(), free_port()
+    api_port = free_port()
     os.environ.update(LOCAL_CREDENTIALS)  # this process's clients talk to the emulators only
     with contextlib.ExitStack() as resources:
-        moto = resources.enter_context(
-            _process(
-                [str(VENV_BIN / "python"), "-m", "infra.local", "--port", str(moto_port)],
-                {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                "moto",
-            )
-        )
-        moto_url = f"http://127.0.0.1:{moto_port}"
-        _wait_http(f"{moto_url}/moto-api/", moto, "moto")
+        running_moto = resources.enter_context(moto_process())
+        moto, moto_url = running_moto.process, running_moto.url
         services: dict[str, str] = {}
         if kind == "faithful":
             services["kinesis"] = resources.enter_context(kinesis_mock())
-        settings = Settings(
-            stream_name=f"e2e-{uid}",
-            features_table=f"e2e-features-{uid}",
-            checkpoints_table=f"e2e-checkpoints-{uid}",
-            bucket=f"e2e-{uid}",
-            glue_database=f"e2e_{uid}",
-            app_name=f"e2e-{uid}",
-            redis_url=redis_url,
-            cache_prefix=f"e2e-{uid}:recs",
-            api_port=api_port,
-        ).with_endpoint(moto_url, **services)
+        settings = (
+            Settings(redis_url=redis_url, api_port=api_port)
+            .with_unique_names("e2e")
+            .with_endpoint(moto_url, **services)
+        )
         resources.callback(delete_prefix, redis_url, settings.cache_prefix)
         apply(settings)
         env = _env(settings)

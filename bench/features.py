@@ -271,16 +271,7 @@ async def run(quick: bool = False) -> dict[str, Any]:
     """Every measurement; ``quick`` uses 1,500 events and few repeats (the smoke test)."""
     events = sequenced(load_movielens(1_500 if quick else None))
     with embedded_stack() as url:
-        uid = uuid.uuid4().hex[:8]
-        settings = Settings(
-            endpoint_url=url,
-            stream_name=f"bench-{uid}",
-            features_table=f"features-{uid}",
-            checkpoints_table=f"checkpoints-{uid}",
-            bucket=f"bench-{uid}",
-            glue_database=f"bench_{uid}",
-            redis_url=None,
-        )
+        settings = Settings(endpoint_url=url, redis_url=None).with_unique_names("bench")
         apply(settings)
         replay = await write_cost(settings, events, 2_000 if quick else REPLAY_BATCH)
         live = await write_cost(settings, events, LIVE_BATCH)

@@ -74,7 +74,7 @@ from feature_store.transforms import Sequenced
 from feature_store.updates import FeatureUpdater
 from infra.apply import apply
 from infra.clients import async_client, client
-from infra.local import embedded_stack, free_port
+from infra.local import embedded_stack, free_port, moto_process
 from infra.local_redis import delete_prefix
 from infra.settings import Settings
 from models.cache import RedisCache
@@ -230,48 +230,14 @@ class _FixedAnswer(asyncio.Protocol):
 
 
 @contextmanager
-def moto_process() -> Iterator[str]:
-    """moto in a process of its own (``python -m infra.local``); yields its endpoint."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")  # as the in-process stack does: moto takes any
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local", "--port", str(port)], env=env, cwd=ROOT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while True:
-            try:
-                httpx.get(url, timeout=1.0)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start on {url}") from None
-                time.sleep(0.05)  # a poll interval, not a wait for something to happen
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextmanager
 def stack(moto: str) -> Iterator[str]:
     """The embedded moto, in this process or in its own."""
     if moto == "in-process":
         with embedded_stack() as url:
             yield url
     else:
-        with moto_process() as url:
-            yield url
+        with moto_process() as moto_:
+            yield moto_.url
 
 
 async def load(
@@ -449,18 +415,12 @@ async def run(
     if not redis.Redis.from_url(redis_url).ping():
         raise RuntimeError(f"no Redis answers at {redis_url}")
     with stack(moto) as url:
-        uid = uuid.uuid4().hex[:8]
         settings = Settings(
             endpoint_url=url,
-            stream_name=f"bench-{uid}",
-            features_table=f"features-{uid}",
-            checkpoints_table=f"checkpoints-{uid}",
-            bucket=f"bench-{uid}",
-            glue_database=f"bench_{uid}",
             redis_url=redis_url,
-            cache_prefix=prefix,
             cache_ttl_seconds=3600,  # the hits phase must not outlive its entries
-        )
+        ).with_unique_names("bench")
+        settings = settings.model_copy(update={"cache_prefix": prefix})
         apply(settings)
         started = time.perf_counter()
         copy_rows(settings, list(rows.values()))

@@ -2,6 +2,7 @@
 
 ``python -m infra.local --port P`` runs the same server in the foreground until it is killed: a
 stack that outlives the processes using it (``streamrec chaos`` kills its consumer with SIGKILL).
+``moto_process()`` starts it so, for a benchmark whose parts must not share one GIL.
 
 moto's own ``ThreadedMotoServer`` finds the service of every request by listing moto's package
 directory on disk (``list_of_moto_modules``), which took 40% of the demo's CPU. The server here is
@@ -15,9 +16,16 @@ import argparse
 import logging
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import (
@@ -88,6 +96,57 @@ def embedded_stack(port: int | None = None) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class RunningMoto:
+    """moto serving in a process of its own."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+@contextmanager
+def moto_process() -> Iterator[RunningMoto]:
+    """moto in a process of its own (``python -m infra.local``) on a free loopback port, until
+    the block ends (SIGTERM, then SIGKILL after 10 s). Its log goes to a temporary file, whose
+    end is in the error when it does not start."""
+    port = free_port()
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**_DUMMY_CREDENTIALS, **os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "infra.local", "--port", str(port)]
+    with tempfile.TemporaryFile() as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_answering(url, process, log_file)
+            yield RunningMoto(url, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_answering(url: str, process: subprocess.Popen[bytes], log_file: Any) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log_file.seek(0)
+            tail = log_file.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"moto did not start on {url}: {tail}")
+        time.sleep(0.05)  # polling a starting process, under the deadline
 
 
 def serve_forever(port: int) -> None:

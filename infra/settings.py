@@ -10,7 +10,9 @@ embedded stack can point every client at the moto it started.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import uuid
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -237,6 +239,25 @@ class Settings(BaseSettings):
         """A copy whose clients all go to ``endpoint_url`` (an emulator), except the services
         named in ``service_endpoints`` (``kinesis=...``: the faithful stack's kinesis-mock)."""
         update = {"endpoint_url": endpoint_url, "service_endpoints": service_endpoints}
+        return self.model_copy(update=update)
+
+    def with_unique_names(self, label: str) -> Settings:
+        """A copy whose stream, tables, bucket, Glue database, application and cache prefix are
+        named ``<label>-<random>`` (``_`` in the database): resources no other run uses, for
+        tests and benchmarks sharing one emulator or Redis. ``label``: lowercase letters,
+        digits and hyphens."""
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", label):
+            raise ValueError(f"label must be lowercase letters, digits and hyphens: {label!r}")
+        name = f"{label}-{uuid.uuid4().hex[:10]}"
+        update = {
+            "stream_name": name,
+            "features_table": f"{name}-features",
+            "checkpoints_table": f"{name}-checkpoints",
+            "bucket": name,
+            "glue_database": name.replace("-", "_"),
+            "app_name": name,
+            "cache_prefix": f"{name}:recs",
+        }
         return self.model_copy(update=update)
 
     def endpoint_for(self, service: str) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Sequence
 
 from consumers.features import FeatureProcessor
@@ -42,19 +41,9 @@ class StreamFeatures:
     def __call__(self, events: Sequence[Event]) -> FeatureStore:
         if self._url is None:
             self._url = self._resources.enter_context(embedded_stack())
-        uid = uuid.uuid4().hex[:8]
         settings = self._settings.model_copy(
-            update={
-                "endpoint_url": self._url,
-                "stream_name": f"evaluate-{uid}",
-                "features_table": f"evaluate-features-{uid}",
-                "checkpoints_table": f"evaluate-checkpoints-{uid}",
-                "bucket": f"evaluate-{uid}",
-                "glue_database": f"evaluate_{uid}",
-                "app_name": f"evaluate-{uid}",
-                "redis_url": None,
-            }
-        )
+            update={"endpoint_url": self._url, "redis_url": None}
+        ).with_unique_names("evaluate")
         apply(settings)
         with EventProducer(
             client("kinesis", settings), settings.stream_name, aggregate=True

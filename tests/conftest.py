@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -24,17 +23,7 @@ def stack_url() -> Iterator[str]:
 @pytest.fixture
 def settings(stack_url: str) -> Settings:
     """Settings naming resources no other test uses (tests share one moto, never its data)."""
-    uid = uuid.uuid4().hex[:10]
-    return Settings(
-        endpoint_url=stack_url,
-        stream_name=f"events-{uid}",
-        features_table=f"features-{uid}",
-        checkpoints_table=f"checkpoints-{uid}",
-        bucket=f"lake-{uid}",
-        glue_database=f"db_{uid}",
-        app_name=f"app-{uid}",
-        redis_url=None,
-    )
+    return Settings(endpoint_url=stack_url, redis_url=None).with_unique_names("test")
 
 
 @pytest.fixture
