@@ -9,38 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from feature_store.features import (
-    POPULAR_KEY,
-    ItemFeatures,
-    Popular,
-    RecentItem,
-    UserFeatures,
-    item_key,
-    user_key,
-)
 from feature_store.memory import InMemoryOnlineStore
-from feature_store.rows import Row
 from models.cache import InMemoryCache, Lookup
-from models.catalog import ItemCatalog
 from models.filters import Filters
 from models.hit_path import _CACHED_BODY, Asked, answer_body, parse, variant
 from models.recommender import Recommender
 from models.worker import create_app
-
-USER = UserFeatures(
-    "u1",
-    recent=(RecentItem("a", "click", 2_000, "s", "2"), RecentItem("b", "view", 1_000, "s", "1")),
-    seen=("x", "b", "a"),
-    events=3,
-    last_seen=2_000,
-)
-ROWS = [
-    Row(user_key("u1"), USER),
-    Row(item_key("a"), ItemFeatures("a", {"click": 1}, 1, covis={"c": 3, "x": 5, "b": 1})),
-    Row(item_key("b"), ItemFeatures("b", {"view": 1}, 1, covis={"d": 4, "c": 1})),
-    Row(POPULAR_KEY, Popular((("x", 100), ("a", 90), ("e", 50), ("c", 40), ("f", 10)))),
-]
-CATALOG = ItemCatalog({"c": frozenset({"Drama"}), "d": frozenset({"Comedy"})})
+from tests.integration.test_worker import CATALOG, ROWS  # u1 saw a then b; c, d co-visited
 
 
 @pytest.mark.parametrize(
