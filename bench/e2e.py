@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from infra.apply import apply
 from infra.clients import async_client, client
 from infra.kinesis_mock import available as kinesis_mock_missing
 from infra.kinesis_mock import kinesis_mock
-from infra.local import free_port, moto_process
+from infra.local import free_port, moto_process, stop_process, wait_http
 from infra.local_redis import delete_prefix, local_redis_url
 from infra.settings import Settings
 from producers.events import Event
@@ -122,18 +121,6 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        time.sleep(0.1)  # polling a starting process, under the deadline
-    raise TimeoutError(f"{what} did not answer {url} in {START_TIMEOUT_SECONDS} s")
-
-
 @contextlib.contextmanager
 def _process(command: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen]:
     # stderr to a file, never a pipe nobody reads: a full pipe would block the process (the
@@ -145,12 +132,7 @@ def _process(command: list[str], env: dict[str, str], name: str) -> Iterator[sub
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process, timeout=30)
             if process.returncode not in (0, -15):
                 stderr.seek(0)
                 tail = stderr.read().decode(errors="replace")[-2000:]
@@ -183,7 +165,7 @@ def stack(kind: str, redis_url: str) -> Iterator[Stack]:
             _process([str(VENV_BIN / "streamrec"), "serve"], env, "worker")
         )
         api = f"http://127.0.0.1:{api_port}"
-        _wait_http(f"{api}/healthz", worker, "worker")
+        wait_http(f"{api}/healthz", worker, "worker", START_TIMEOUT_SECONDS)
         processes = {"moto": psutil.Process(moto.pid), "consumer": psutil.Process(consumer.pid)}
         processes["worker"] = psutil.Process(worker.pid)
         if kind == "faithful":

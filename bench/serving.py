@@ -47,7 +47,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -74,7 +73,7 @@ from feature_store.transforms import Sequenced
 from feature_store.updates import FeatureUpdater
 from infra.apply import apply
 from infra.clients import async_client, client
-from infra.local import embedded_stack, free_port, moto_process
+from infra.local import embedded_stack, free_port, moto_process, stop_process, wait_http
 from infra.local_redis import delete_prefix
 from infra.settings import Settings
 from models.cache import RedisCache
@@ -315,24 +314,10 @@ def served(settings: Settings, workers: int) -> Iterator[str]:
         [*command, "--workers", str(workers)], env=serve_environment(settings), cwd=ROOT
     )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS * 3
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamrec serve did not start on {url}")
-            time.sleep(0.1)  # a poll interval, not a wait for something to happen
+        wait_http(url + "/healthz", process, "streamrec serve", STARTUP_TIMEOUT_SECONDS * 3)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=30)  # SIGTERM: the command stops its workers
 
 
 def summary(results: Sequence[dict[str, Any]], cached_only: bool = False) -> dict[str, Any]:

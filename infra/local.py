@@ -112,8 +112,8 @@ START_TIMEOUT_SECONDS = 30.0
 @contextmanager
 def moto_process() -> Iterator[RunningMoto]:
     """moto in a process of its own (``python -m infra.local``) on a free loopback port, until
-    the block ends (SIGTERM, then SIGKILL after 10 s). Its log goes to a temporary file, whose
-    end is in the error when it does not start."""
+    the block ends (``stop_process``). Its log goes to a temporary file, whose end is in the
+    error when it does not start."""
     port = free_port()
     root = str(Path(__file__).resolve().parents[1])
     env = {**_DUMMY_CREDENTIALS, **os.environ}
@@ -123,30 +123,46 @@ def moto_process() -> Iterator[RunningMoto]:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_answering(url, process, log_file)
+            wait_http(f"{url}/moto-api/", process, "moto", log_file=log_file)
             yield RunningMoto(url, process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
-def _wait_answering(url: str, process: subprocess.Popen[bytes], log_file: Any) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+def wait_http(
+    url: str,
+    process: subprocess.Popen[Any],
+    what: str,
+    timeout: float = START_TIMEOUT_SECONDS,
+    log_file: Any = None,
+) -> None:
+    """Poll ``url`` until it answers; raises ``RuntimeError`` (with the end of ``log_file``, the
+    process's output, when given) if ``process`` exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            urllib.request.urlopen(url, timeout=1).close()
             return
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            log_file.seek(0)
-            tail = log_file.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"moto did not start on {url}: {tail}")
+            tail = ""
+            if log_file is not None:
+                log_file.seek(0)
+                tail = ": " + log_file.read().decode(errors="replace")[-2000:]
+            state = "exited" if process.poll() is not None else f"no answer in {timeout} s"
+            raise RuntimeError(f"{what} did not start on {url} ({state}){tail}")
         time.sleep(0.05)  # polling a starting process, under the deadline
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def serve_forever(port: int) -> None:

@@ -100,23 +100,15 @@ class NearCache(RedisCache):
     def held(self, user_id: str, variant: str | int) -> str | None:
         """The list held in memory for ``(user_id, variant)``, as JSON text, if fresh: what
         ``get`` would answer without I/O (the worker's hit path writes it as it is)."""
-        key = (user_id, variant)
-        near = self._near.get(key)
-        if near is None or not self.live:
-            return None
-        if near.expires_at <= self._clock():
-            self._drop(key)
-            return None
-        self._near.move_to_end(key)
-        self.near_hits += 1
-        return near.payload
+        near = self._fresh((user_id, variant))
+        return None if near is None else near.payload
 
     async def get(self, user_id: str, variant: str | int) -> Lookup:
         """See ``RecommendationCache.get``: from memory when held, else from Redis."""
         self._listen()
         key = (user_id, variant)
-        near = self._near.get(key)
-        if near is not None and self.held(user_id, variant) is not None:
+        near = self._fresh(key)
+        if near is not None:
             return Lookup(json.loads(near.payload), near.generation)
         heard = self._announcements
         entry, generation = await self.read_entry(user_id, variant)
@@ -197,6 +189,18 @@ class NearCache(RedisCache):
             backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
     # --- the near entries -----------------------------------------------------------------
+
+    def _fresh(self, key: tuple[str, str | int]) -> _Near | None:
+        """The entry held for ``key`` if it may be answered (counted as a near hit)."""
+        near = self._near.get(key)
+        if near is None or not self.live:
+            return None
+        if near.expires_at <= self._clock():
+            self._drop(key)
+            return None
+        self._near.move_to_end(key)
+        self.near_hits += 1
+        return near
 
     def _keep(self, key: tuple[str, str | int], expires_at: float, g: int, payload: str) -> None:
         expires_at = min(expires_at, self._clock() + self._max_age)
