@@ -243,7 +243,7 @@ class Recommender:
     The global row is shared by every request and re-read at most every
     ``POPULAR_MAX_AGE_SECONDS``; the last copy read is also what ``fallback`` serves when the
     store is too slow or down. ``catalog`` and ``neighbours`` may be swapped while serving
-    (``use``): a request sees the old pair or the new one.
+    (``use``, ``use_content``): a request sees the old pair or the new one.
     """
 
     def __init__(
@@ -262,15 +262,28 @@ class Recommender:
         self._clock = clock
         self._popular = _PopularCopy()
 
-    def use(self, catalog: ItemCatalog, neighbours: Neighbours | None, version: str = "") -> None:
-        """Serve with this catalog and these neighbours (of model ``version``) from now on."""
-        self._model = (catalog, neighbours)
+    def use(self, neighbours: Neighbours | None, version: str = "") -> None:
+        """Serve these neighbours (of batch model ``version``) from now on."""
+        self._model = (self._model[0], neighbours)
         self._versions["batch"] = version
 
-    def use_content(self, neighbours: Neighbours | None, version: str = "") -> None:
-        """Serve these content neighbours (of model ``version``) for cold recent items."""
+    def use_content(
+        self,
+        neighbours: Neighbours | None,
+        version: str = "",
+        catalog: ItemCatalog | None = None,
+    ) -> None:
+        """Serve these content neighbours (of model ``version``) for cold recent items and, when
+        given and not empty, the content model's ``catalog`` for genre filters and candidates."""
+        if catalog:
+            self._model = (catalog, self._model[1])
         self._cold = neighbours
         self._versions["content"] = version
+
+    @property
+    def catalog(self) -> ItemCatalog:
+        """The item catalog serving."""
+        return self._model[0]
 
     @property
     def model_version(self) -> str:

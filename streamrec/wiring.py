@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -23,7 +23,7 @@ from infra.settings import Settings
 from models.cache import make_cache
 from models.catalog import ItemCatalog
 from models.ingest import IngestConfig, ThreadedPublisher
-from models.recommender import Neighbours, Recommender
+from models.recommender import Recommender
 from models.registry import ModelRegistry, ModelVersion
 from models.reload import ModelReloader
 from models.worker import create_app
@@ -38,6 +38,9 @@ from streamrec.parts import (
     offline_store_of,
 )
 from streamrec.pipeline_status import pipeline_status_of
+
+if TYPE_CHECKING:
+    from models.serving import ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +132,10 @@ async def offline_store(settings: Settings) -> AsyncIterator[OfflineStore]:
         yield offline_store_of(settings, s3, glue)
 
 
-def _neighbour_table(artifact: bytes) -> Neighbours:
-    from models.serving import neighbour_table  # numpy and scipy: only once a model is served
+def _served_model(artifact: bytes) -> ServedModel:
+    from models.serving import served_model  # numpy and scipy: only once a model is served
 
-    return neighbour_table(artifact)
+    return served_model(artifact)
 
 
 @asynccontextmanager
@@ -145,7 +148,8 @@ async def recommender_app(
     metrics: ProcessMetrics | None = None,
 ) -> AsyncIterator[FastAPI]:
     """The recommender API over ``online``, caching in Redis if the settings name one; genre
-    filters and content candidates know the genres of ``catalog``'s items.
+    filters and content candidates know the genres of ``catalog``'s items until a content model
+    (``settings.content_model``) is loaded: from then on, of the items that model knows.
 
     With ``s3``, the promoted version of ``settings.serving_model`` in the model registry is
     loaded and its item neighbours served, and a newly promoted one swapped in while serving
@@ -165,12 +169,12 @@ async def recommender_app(
         registry = ModelRegistry(s3, settings.bucket, settings.models_prefix)
 
         async def install_batch(version: ModelVersion, artifact: bytes) -> None:
-            table = await asyncio.to_thread(_neighbour_table, artifact)
-            recommender.use(catalog, table, version.version)
+            served = await asyncio.to_thread(_served_model, artifact)
+            recommender.use(served.neighbours, version.version)
 
         async def install_content(version: ModelVersion, artifact: bytes) -> None:
-            table = await asyncio.to_thread(_neighbour_table, artifact)
-            recommender.use_content(table, version.version)
+            served = await asyncio.to_thread(_served_model, artifact)
+            recommender.use_content(served.neighbours, version.version, served.catalog)
 
         for name, install in (
             (settings.serving_model, install_batch),

@@ -7,7 +7,9 @@ counted ``decade_weight`` times; ``tfidf = tf * (ln((1 + n) / (1 + df)) + 1)`` o
 (n items, df items with the term), each vector L2-normalised. A history scores an item by the
 cosine sum with the history's items. The catalog is the training items (first, in their index
 order, so scores line up with the matrix) and then every other item with metadata (by id), so
-``similar_items`` also answers for items nobody has interacted with yet.
+``similar_items`` also answers for items nobody has interacted with yet. The artifact keeps each
+catalog item's genres and title (``item_genres``, ``item_titles``): the worker's item catalog for
+genre filters comes from the promoted content model (``models.serving.served_model``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Content(Fitted):
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
         self.idf = (np.log((1 + len(self.catalog)) / (1 + df)) + 1).astype(np.float32)
         self.vectors = _normalise(counts @ sp.diags(self.idf))
+        known = [self.metadata.get(item) for item in self.catalog]
+        self.item_genres = tuple(tuple(m.genres) if m else () for m in known)
+        self.item_titles = tuple((m.title or "") if m else "" for m in known)
 
     def _terms(self, item: ItemText | None) -> dict[str, float]:
         if item is None:
@@ -79,6 +84,8 @@ class Content(Fitted):
             "v_data": v.data,
             "v_indices": v.indices,
             "v_indptr": v.indptr,
+            "genres": np.array(["|".join(g) for g in self.item_genres], dtype=str),
+            "titles": np.array(self.item_titles, dtype=str),
         }
 
     def _load(self, arrays: dict[str, np.ndarray]) -> None:
@@ -88,6 +95,11 @@ class Content(Fitted):
         shape = (len(self.catalog), len(self.vocabulary))
         parts = (arrays["v_data"], arrays["v_indices"], arrays["v_indptr"])
         self.vectors = sp.csr_matrix(parts, shape=shape)
+        # artifacts written before the metadata was kept hold no genres or titles
+        none = [""] * len(self.catalog)
+        genres = arrays.get("genres", none)
+        self.item_genres = tuple(tuple(g for g in str(j).split("|") if g) for j in genres)
+        self.item_titles = tuple(str(t) for t in arrays.get("titles", none))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Sum of cosines between each training item and the history's items."""

@@ -16,7 +16,6 @@ from feature_store.rows import Row
 from infra.clients import async_client
 from infra.settings import Settings
 from models.cache import InMemoryCache
-from models.catalog import ItemCatalog
 from models.recommender import Recommender
 from models.registry import ModelRegistry, ModelVersion, RegistryError
 from models.reload import ModelReloader
@@ -116,7 +115,7 @@ async def test_reload_under_load_swaps_the_model_with_no_failed_request(
 
         async def install(version: ModelVersion, artifact: bytes) -> None:
             table = {i: [tuple(p) for p in ps] for i, ps in json.loads(artifact).items()}
-            recommender.use(ItemCatalog(), table)
+            recommender.use(table)
 
         reloader = ModelReloader(registry, "itemknn", install, interval=0.05)
         old = await registry.publish(

@@ -14,7 +14,7 @@ from feature_store.transforms import Sequenced
 from feature_store.updates import FeatureUpdater
 from infra.clients import async_client
 from infra.settings import Settings
-from producers.movielens import load_movielens
+from producers.movielens import load_movie_metadata, load_movielens
 from streamrec.cli import main
 from streamrec.wiring import offline_store, recommender_app
 from tests.integration.test_sql import _setenv
@@ -86,6 +86,14 @@ async def test_train_publishes_promotes_once_and_the_worker_serves_it(
             )
             assert reloaders["content"].version == content["registry"]["version"]
             assert await similar()  # a new model version is another cache entry
+            # the content model brought the catalog: genre filters know every movie's genres
+            movies = load_movie_metadata()
+            for genre in ("Comedy", "Horror"):
+                params = {"k": 10, "include_genres": genre}
+                body = (await http.get(f"/recommendations/{user}", params=params)).json()
+                items = [r["item_id"] for r in body["recommendations"]]
+                assert len(items) == 10, (genre, body)
+                assert all(genre in movies[i].genres for i in items), (genre, items)
 
 
 def test_train_needs_somewhere_to_put_the_model(capsys: pytest.CaptureFixture[str]) -> None:

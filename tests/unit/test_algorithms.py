@@ -17,6 +17,7 @@ from models.algorithms import (
     read_artifact,
 )
 from models.interactions import InteractionLog, Interactions
+from models.serving import served_model
 from producers.movielens import Movie
 
 
@@ -106,6 +107,17 @@ def test_content_ranks_by_tfidf_cosine_and_answers_for_cold_items() -> None:
     assert [item for item, _ in model.similar_items("cold", 2)] == ["i0", "i1"]
     # Heat shares only the 1990s with the Toy Story films, nothing with the 2010 one
     assert [item for item, _ in model.similar_items("i2", 3)] == ["i0", "i1"]
+
+
+def test_content_artifact_brings_the_catalog_of_genres_and_titles() -> None:
+    model = Content(MOVIES).fit(_data([[1, 0, 0], [0, 1, 1]]))
+    served = served_model(model.to_bytes(), k=2)
+    assert served.catalog is not None
+    assert served.catalog.genres_of("cold") == {"Animation"}  # nobody has seen it
+    assert served.catalog.genres_of("i2") == {"Crime"}
+    assert served.catalog.titles["i1"] == "Toy Story 2"
+    assert [item for item, _ in served.neighbours["cold"]] == ["i0", "i1"]
+    assert served_model(ItemKNN(k=2).fit(_data(KNN)).to_bytes()).catalog is None
 
 
 def test_als_is_deterministic_and_scores_histories() -> None:
