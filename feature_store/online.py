@@ -119,10 +119,17 @@ class FeatureStore(ABC):
     ) -> UserFeatures | None:
         """A user's features (strongly consistent), or None for a user never seen; with
         ``attributes``, only those are read (the others keep their defaults)."""
-        keys = [user_key(user_id)]
-        found = await self.fetch(keys, _with_keys(attributes), consistent=True)
-        row = found.get(keys[0])
-        return row.features if row and isinstance(row.features, UserFeatures) else None
+        return (await self.users([user_id], attributes))[0]
+
+    async def users(
+        self, user_ids: Sequence[str], attributes: Sequence[str] | None = None
+    ) -> list[UserFeatures | None]:
+        """Users' features aligned with ``user_ids`` (strongly consistent, one batch read);
+        None for a user never seen; with ``attributes``, only those are read."""
+        keys = [user_key(u) for u in user_ids]
+        found = await self.fetch(list(dict.fromkeys(keys)), _with_keys(attributes), True)
+        rows = [found.get(k) for k in keys]
+        return [r.features if r and isinstance(r.features, UserFeatures) else None for r in rows]
 
     async def items(
         self, item_ids: Sequence[str], attributes: Sequence[str] | None = None

@@ -28,11 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 # moto accepts any credentials; set dummy ones only where none are configured so that botocore
@@ -80,7 +76,6 @@ def _server(port: int | None) -> Any:
         port or 0,
         _MemoisedDispatcher(),
         threaded=True,
-        request_handler=MotoRequestHandler,
     )
 
 

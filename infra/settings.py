@@ -193,6 +193,23 @@ class Settings(BaseSettings):
         description="Cached recommendation lists each worker also keeps in its own memory, "
         "dropped when Redis announces the user's features changed (0: read Redis every time).",
     )
+    item_rows_max_age_seconds: float = Field(
+        5.0,
+        ge=0,
+        lt=3600,
+        description="How long a worker keeps an item's features it read for computing "
+        "recommendations (0: read them for every computed answer; the user's row is always read).",
+    )
+    reads_in_flight: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Feature reads of each kind (user rows, item rows) a worker has out at once; "
+        "requests arriving meanwhile are read together in the next one (models/batching.py).",
+    )
+    item_rows_entries: int = Field(
+        10_000, ge=1, description="Item rows a worker keeps at most (least recently read go first)."
+    )
     recommend_deadline_seconds: float = Field(
         0.25,
         gt=0,

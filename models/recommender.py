@@ -26,17 +26,20 @@ popularity list fills the rest (reason ``popular``). Scores compare within one l
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from feature_store.definitions import lookup
 from feature_store.features import ItemFeatures, Popular, UserFeatures
 from feature_store.online import FeatureStore
 from feature_store.transforms import trending_score
+from models.batching import Batcher
 from models.catalog import ItemCatalog
 from models.filters import Filters
+from models.item_rows import ItemRows
 
 POPULAR_REASON = "popular"
 TRENDING_REASON = "trending"
@@ -107,14 +110,20 @@ class _Source:
 
 
 def _neighbour_source(
-    user: UserFeatures, lists: Sequence[Sequence[tuple[str, float]] | None], reason: str
+    user: UserFeatures, lists: Sequence[Iterable[tuple[str, float]] | None], reason: str
 ) -> _Source:
     source = _Source()
+    scores, best = source.scores, source.best  # _Source.add, inlined: the miss path's hot loop
     for rank, (recent, neighbours) in enumerate(zip(user.recent, lists, strict=False)):
         weight = recency_weight(rank)
+        why = f"{reason} {recent.item_id}"
         for candidate, strength in neighbours or ():
             if strength > 0:
-                source.add(candidate, strength * weight, f"{reason} {recent.item_id}")
+                score = strength * weight
+                scores[candidate] += score
+                found = best.get(candidate)
+                if found is None or score > found[0]:
+                    best[candidate] = (score, why)
     return source
 
 
@@ -171,7 +180,7 @@ def rank(
     excluded: Collection[str] = excluded_items(user) if filters.exclude_seen else ()
     sources: list[tuple[float, _Source]] = [(blend.trending, _trending_source(popular, now_ms))]
     if user is not None:
-        covis = [None if f is None else list(f.covis.items()) for f in items]
+        covis = [None if f is None else f.covis.items() for f in items]
         sources.append((blend.covisit, _neighbour_source(user, covis, "seen with")))
         recent = user.recent[: len(items) or SOURCE_ITEMS]
         if neighbours:
@@ -199,7 +208,7 @@ def rank(
             blended[item_id] += contribution
             if item_id not in reasons or contribution > reasons[item_id][0]:
                 reasons[item_id] = (contribution, source.best[item_id][1])
-    ranked = sorted(blended.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    ranked = heapq.nsmallest(k, blended.items(), key=lambda pair: (-pair[1], pair[0]))
     chosen = [Recommendation(i, round(s, 6), reasons[i][1]) for i, s in ranked]
     return backfill(chosen, popular, k, excluded, filters, catalog)
 
@@ -242,8 +251,11 @@ class Recommender:
 
     The global row is shared by every request and re-read at most every
     ``POPULAR_MAX_AGE_SECONDS``; the last copy read is also what ``fallback`` serves when the
-    store is too slow or down. ``catalog`` and ``neighbours`` may be swapped while serving
-    (``use``, ``use_content``): a request sees the old pair or the new one.
+    store is too slow or down. Item rows are read through ``item_rows`` (``models.item_rows``):
+    kept ``item_rows_max_age_seconds`` (0, the default, reads them every time). Concurrent
+    requests' user rows and item rows are read together (``models.batching``), at most
+    ``reads_in_flight`` reads of each kind at a time. ``catalog`` and ``neighbours`` may be
+    swapped while serving (``use``, ``use_content``): a request sees the old pair or the new one.
     """
 
     def __init__(
@@ -253,8 +265,21 @@ class Recommender:
         neighbours: Neighbours | None = None,
         blend: Blend = Blend(),
         clock: Callable[[], float] = time.monotonic,
+        item_rows_max_age_seconds: float = 0.0,
+        item_rows_entries: int = 10_000,
+        reads_in_flight: int = 2,
     ) -> None:
         self._store = store
+        # concurrent requests' reads go together: at most reads_in_flight of each kind out
+        self.user_reads: Batcher[str, UserFeatures] = Batcher(
+            lambda ids: store.users(ids, USER_ATTRIBUTES), max_in_flight=reads_in_flight
+        )
+        self.item_reads: Batcher[str, ItemFeatures] = Batcher(
+            lambda ids: store.items(ids, ITEM_ATTRIBUTES), max_in_flight=reads_in_flight
+        )
+        self.item_rows = ItemRows(
+            self.item_reads.get_many, item_rows_max_age_seconds, item_rows_entries, clock
+        )
         self._model = (catalog or ItemCatalog(), neighbours)
         self._cold: Neighbours | None = None
         self._versions = {"batch": "", "content": ""}
@@ -312,11 +337,9 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         catalog, neighbours = self._model
-        user, popular = await asyncio.gather(
-            self._store.user(user_id, USER_ATTRIBUTES), self.popular()
-        )
+        user, popular = await asyncio.gather(self.user_reads.get(user_id), self.popular())
         recent_ids = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
-        items = await self._store.items(recent_ids, ITEM_ATTRIBUTES) if recent_ids else []
+        items = await self.item_rows.get(recent_ids) if recent_ids else []
         now = int(time.time() * 1000) if now_ms is None else now_ms
         return rank(
             user,

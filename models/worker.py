@@ -58,7 +58,7 @@ from models.hit_path import (
 from models.ingest import IngestConfig, ingest_router
 from models.recommender import Recommendation, Recommender
 from models.request_ids import RequestIdMiddleware
-from models.worker_metrics import RequestTimer, WorkerMetrics
+from models.worker_metrics import FeatureReadsCollector, RequestTimer, WorkerMetrics
 from producers.events import ID_PATTERN, MAX_ID_CHARS
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,7 @@ def create_app(
     app = WorkerApp(title="streamrec recommender", version="0.1.0")
     app.include_router(ingest_router(ingest))
     metrics = metrics or WorkerMetrics()
+    metrics.registry.register(FeatureReadsCollector(recommender))
     app.state.metrics = metrics
     # outermost: cached answers skip FastAPI's stack and the route's parameter handling
     app.hit_path = partial(

@@ -4,9 +4,12 @@ apps in one process never share counters)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 # request latencies of a cache hit are around a millisecond, a miss tens of milliseconds
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -61,6 +64,49 @@ class WorkerMetrics:
         }
         total = sum(counts.values())
         return None if total == 0 else counts.get("hit", 0.0) / total
+
+
+class _Batched(Protocol):
+    reads: int
+    keys_read: int
+
+
+class _Reading(Protocol):
+    """What ``FeatureReadsCollector`` reads of a ``models.recommender.Recommender``."""
+
+    user_reads: _Batched
+    item_reads: _Batched
+    item_rows: Any  # ``models.item_rows.ItemRows``: its len() is the rows it keeps
+
+
+class FeatureReadsCollector:
+    """How a recommender reads features: store reads and the keys they carried (their ratio is
+    the batch size, ``models.batching``), and the item rows it keeps (``models.item_rows``)."""
+
+    def __init__(self, recommender: _Reading) -> None:
+        self._recommender = recommender
+
+    def collect(self) -> Iterable[Metric]:
+        """The families, read from the recommender's plain counters at scrape time."""
+        r = self._recommender
+        reads = CounterMetricFamily(
+            "streamrec_feature_reads",
+            "Feature store reads (BatchGetItem calls) made for computed answers, by row kind.",
+            labels=["kind"],
+        )
+        keys = CounterMetricFamily(
+            "streamrec_feature_keys_read",
+            "Rows asked for by those reads (over streamrec_feature_reads: the batch size).",
+            labels=["kind"],
+        )
+        for kind, batched in (("user", r.user_reads), ("item", r.item_reads)):
+            reads.add_metric([kind], batched.reads)
+            keys.add_metric([kind], batched.keys_read)
+        kept = GaugeMetricFamily(
+            "streamrec_item_rows_kept", "Item rows the worker keeps for computed answers."
+        )
+        kept.add_metric([], len(r.item_rows))
+        return [reads, keys, kept]
 
 
 def _nan_if_none(value: float | None) -> float:

@@ -162,7 +162,13 @@ async def recommender_app(
     """
     metrics = metrics or ProcessMetrics()
     catalog = catalog or ItemCatalog()
-    recommender = Recommender(online, catalog)
+    recommender = Recommender(
+        online,
+        catalog,
+        item_rows_max_age_seconds=settings.item_rows_max_age_seconds,
+        item_rows_entries=settings.item_rows_entries,
+        reads_in_flight=settings.reads_in_flight,
+    )
     stop = asyncio.Event()
     reloaders: dict[str, ModelReloader] = {}
     if s3 is not None:

@@ -159,3 +159,7 @@ async def test_user_and_items_read_the_asked_attributes_as_the_whole_rows_have_t
     assert item.covis == (await store.items(["a"]))[0].covis  # type: ignore[union-attr]
     if isinstance(store, OnlineStore):  # only what was asked was read
         assert item.total == 0 and projected.counts == {}
+    await put_user(store, "u2", [event(3, "c", T0)])
+    (u2, nobody, u1) = await store.users(["u2", "nobody", "u1"], ["recent"])
+    assert nobody is None and u1 is not None and u2 is not None
+    assert (u1.recent, [r.item_id for r in u2.recent]) == (whole.recent, ["c"])

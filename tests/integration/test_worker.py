@@ -296,6 +296,10 @@ async def test_metrics_expose_request_latency_and_cache_lookups(client: httpx.As
         'streamrec_request_seconds_count{route="/recommendations/{user_id}",status="200"} 2.0'
         in text
     )
+    # the one computed answer read its user row once
+    assert 'streamrec_feature_reads_total{kind="user"} 1.0' in text
+    assert 'streamrec_feature_keys_read_total{kind="user"} 1.0' in text
+    assert "streamrec_item_rows_kept 0.0" in text  # this Recommender keeps none
 
 
 class SlowUsers(FeatureStore):
