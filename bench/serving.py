@@ -16,13 +16,18 @@ Measurements, in this order:
 
 1. the client's own floor: the same client against a fixed-answer asyncio server (no framework);
 2. ``GET /healthz`` of the worker: uvicorn and FastAPI without any I/O;
-3. cache misses: every user once per round, in a shuffled order; the first round on an empty
-   cache, each later one after ``RedisCache.invalidate`` of every user (what the feature
-   processors do when a user's features change), so every answer is computed. This worker's
-   deadline for the features is ``MISS_DEADLINE``, so that every miss is computed and timed;
-   then misses at concurrency 1, and one round against a second worker with the shipped
-   deadline (``recommend_deadline_seconds``, 0.25 s), whose late answers are popular items
-   flagged degraded (``miss_shipped_deadline.degraded``);
+3. cache misses, against ``streamrec serve`` in processes of their own (this one holds the whole
+   data set, whose garbage collection would pause a worker here): every user once per round, in
+   a shuffled order, after ``RedisCache.invalidate`` of every user (what the feature processors
+   do when a user's features change), so every answer is computed. The first round is reported
+   apart (``miss_first_round``): the worker has not read any item row yet
+   (``models.item_rows``); the headline is the rounds after it, with ``SERVE_WORKERS`` processes
+   (``miss_one_process``: one), as a worker runs. These workers wait for their features as long as
+   they take (``MISS_DEADLINE``), so that every miss is computed and timed; then misses at
+   concurrency 1, and one round against a worker with the shipped deadline
+   (``recommend_deadline_seconds``, 0.25 s), whose late answers are popular items flagged
+   degraded (``miss_shipped_deadline.degraded``). ``miss_feature_reads``: the one-process
+   worker's store reads and rows per read (``models.batching``);
 4. cache hits: after a pass at concurrency 1 that caches the answers a miss round served
    degraded (past the worker's deadline, not cached), users drawn at random, at
    ``CONCURRENCY`` and at 1; the hit latencies are of the answers that said ``cached: true``
@@ -93,7 +98,7 @@ SEED = 6
 SHARD = "replay"
 FOLD_BATCH = 20_000
 QUICK_EVENTS = 1_000
-FULL = {"floor": 10_000, "miss_rounds": 3, "hit": 20_000, "hit_c1": 2_000, "naive": 160}
+FULL = {"floor": 10_000, "miss_rounds": 4, "hit": 20_000, "hit_c1": 2_000, "naive": 160}
 # users compared with the naive answer, users timed part by part, misses at concurrency 1
 FULL |= {"same": 20, "breakdown": 100, "miss_c1": 200}
 QUICK = {"floor": 200, "miss_rounds": 2, "hit": 300, "hit_c1": 50, "naive": 4}
@@ -297,6 +302,7 @@ def serve_environment(settings: Settings) -> dict[str, str]:
     """The environment of a ``streamrec serve`` over this run's resources and cache."""
     names = ("endpoint_url", "stream_name", "features_table", "checkpoints_table", "bucket")
     names += ("glue_database", "redis_url", "cache_prefix", "cache_ttl_seconds")
+    names += ("recommend_deadline_seconds", "item_rows_max_age_seconds", "reads_in_flight")
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "STREAMREC_"))}
     ours = {f"STREAMREC_{n.upper()}": str(getattr(settings, n)) for n in names}
     ours["STREAMREC_LOG_LEVEL"] = "WARNING"  # no access line per request
@@ -318,6 +324,25 @@ def served(settings: Settings, workers: int) -> Iterator[str]:
         yield url
     finally:
         stop_process(process, timeout=30)  # SIGTERM: the command stops its workers
+
+
+async def feature_reads(base_url: str) -> dict[str, float]:
+    """The worker's feature reads so far (its ``/metrics``): reads and rows per read, by kind."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base_url}/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("streamrec_feature_reads_total", "streamrec_feature_keys_read_total")):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    out: dict[str, float] = {}
+    for kind in ("user", "item"):
+        reads = values.get(f'streamrec_feature_reads_total{{kind="{kind}"}}', 0.0)
+        keys = values.get(f'streamrec_feature_keys_read_total{{kind="{kind}"}}', 0.0)
+        out[f"{kind}_reads"] = reads
+        out[f"{kind}_rows_per_read"] = round(keys / reads, 2) if reads else 0.0
+        out[f"{kind}_rows_read"] = keys
+    return out
 
 
 def summary(results: Sequence[dict[str, Any]], cached_only: bool = False) -> dict[str, Any]:
@@ -439,13 +464,16 @@ async def _measure(
     async with AsyncExitStack() as stack_:
         dynamodb = await stack_.enter_async_context(async_client("dynamodb", settings))
         online = OnlineStore(dynamodb, settings.features_table)
-        # the measured worker waits for its features as long as they take: a miss is computed
+        # misses are measured against streamrec serve, in a process of its own (this one holds
+        # the whole data set: its collector's full passes would pause the worker), which waits
+        # for its features as long as they take: every miss is computed
         computing = settings.model_copy(update={"recommend_deadline_seconds": MISS_DEADLINE})
+        computer = stack_.enter_context(served(computing, 1))
+        # and one as shipped (0.25 s), whose late misses are served degraded
+        as_shipped = stack_.enter_context(served(settings, 1))
+        # hits (after the refill), healthz and the naive comparison: a worker in this process
         app = await stack_.enter_async_context(recommender_app(computing, online, catalog))
         worker = await stack_.enter_async_context(running(app))
-        # and one as shipped (0.25 s), whose late misses are served degraded
-        shipped = await stack_.enter_async_context(recommender_app(settings, online, catalog))
-        as_shipped = await stack_.enter_async_context(running(shipped))
         naive = await stack_.enter_async_context(
             running(naive_app(dynamodb, settings.features_table, catalog))
         )
@@ -466,15 +494,24 @@ async def _measure(
         healthz = summary([await load(worker, ["/healthz"] * sizes["floor"])])
         log(f"healthz: {healthz}")
 
-        misses = []
-        for round_ in range(sizes["miss_rounds"]):
-            if round_:
+        async def miss_rounds(url: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+            """Every user once a round, all invalidated first: (the rounds after the first,
+            with the worker's item rows read; the first)."""
+            rounds = []
+            for round_ in range(sizes["miss_rounds"]):
                 await invalidator.invalidate(users)
-            misses.append(await load(worker, paths_of(rng.sample(users, len(users)))))
-            log(f"miss round {round_ + 1}: {summary(misses[-1:])}")
-        miss = summary(misses)
+                rounds.append(await load(url, paths_of(rng.sample(users, len(users)))))
+                log(f"miss round {round_ + 1} ({what}): {summary(rounds[-1:])}")
+            return summary(rounds[1:] or rounds), summary(rounds[:1])
+
+        miss_one, miss_first = await miss_rounds(computer, "one process")
+        reads = await feature_reads(computer)
+        log(f"misses after the first round, one process: {miss_one}; feature reads: {reads}")
+        with served(computing, SERVE_WORKERS) as computers:
+            miss, _ = await miss_rounds(computers, f"{SERVE_WORKERS} processes")
+        log(f"misses after the first round, {SERVE_WORKERS} processes: {miss}")
         await invalidator.invalidate(users)
-        miss_c1 = summary([await load(worker, paths_of(users[: sizes["miss_c1"]]), 1)])
+        miss_c1 = summary([await load(computer, paths_of(users[: sizes["miss_c1"]]), 1)])
         log(f"misses at concurrency 1: {miss_c1}")
         await invalidator.invalidate(users)
         shipped_miss = summary([await load(as_shipped, paths_of(rng.sample(users, len(users))))])
@@ -536,6 +573,11 @@ async def _measure(
         "miss": miss,
         "naive": naive_,
         "hit_concurrency_1": hit_c1,
+        "miss_measured_by": f"bench/http_load.py (aiohttp), streamrec serve --workers "
+        f"{SERVE_WORKERS}, the rounds after the first",
+        "miss_one_process": miss_one,
+        "miss_first_round": miss_first,
+        "miss_feature_reads": reads,
         "miss_concurrency_1": miss_c1,
         "miss_shipped_deadline": {
             "deadline_s": settings.recommend_deadline_seconds,

@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         "dropped when Redis announces the user's features changed (0: read Redis every time).",
     )
     item_rows_max_age_seconds: float = Field(
-        5.0,
+        30.0,
         ge=0,
         lt=3600,
         description="How long a worker keeps an item's features it read for computing "

@@ -29,7 +29,7 @@ import asyncio
 import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from feature_store.definitions import lookup
@@ -91,39 +91,69 @@ def excluded_items(user: UserFeatures | None) -> frozenset[str]:
 
 
 class _Source:
-    """One source's raw scores and, per candidate, the reason of its best contribution."""
+    """One source's raw scores and, per candidate, the reason of its best contribution.
+
+    Scores come from ``add`` (the small sources, reasons kept as they come) or ``add_list`` (a
+    recent item's neighbours: the miss path's hot loop, so their reasons are found only for the
+    candidates chosen, by ``reason_of``, with the same answer: the first best contribution).
+    """
 
     def __init__(self) -> None:
-        self.scores: dict[str, float] = defaultdict(float)
-        self.best: dict[str, tuple[float, str]] = {}
+        self.scores: dict[str, float] = {}
+        self._best: dict[str, tuple[float, str]] = {}
+        self._lists: list[tuple[float, str, _Entries]] = []
 
     def add(self, item_id: str, score: float, reason: str) -> None:
-        self.scores[item_id] += score
-        if item_id not in self.best or score > self.best[item_id][0]:
-            self.best[item_id] = (score, reason)
+        self.scores[item_id] = self.scores.get(item_id, 0.0) + score
+        if item_id not in self._best or score > self._best[item_id][0]:
+            self._best[item_id] = (score, reason)
 
-    def scaled(self, allowed: Callable[[str], bool]) -> dict[str, float]:
-        """The allowed candidates' scores over the best allowed one's."""
-        kept = {i: s for i, s in self.scores.items() if allowed(i)}
+    def add_list(self, entries: _Entries, weight: float, reason: str) -> None:
+        """Every candidate of ``entries`` with a positive strength, scored ``strength * weight``."""
+        self._lists.append((weight, reason, entries))
+        scores = self.scores
+        get = scores.get
+        for candidate, strength in entries.items() if isinstance(entries, dict) else entries:
+            if strength > 0:
+                scores[candidate] = get(candidate, 0.0) + strength * weight
+
+    def reason_of(self, item_id: str) -> str:
+        """The reason of ``item_id``'s best contribution (the first one, on a tie)."""
+        best = self._best.get(item_id)
+        for weight, reason, entries in self._lists:
+            if isinstance(entries, dict):
+                found = entries.get(item_id)
+                strengths = () if found is None else (found,)
+            else:
+                strengths = tuple(s for c, s in entries if c == item_id)
+            for strength in strengths:
+                score = strength * weight
+                if strength > 0 and (best is None or score > best[0]):
+                    best = (score, reason)
+        return "" if best is None else best[1]
+
+    def scaled(
+        self, excluded: Collection[str], allowed: Callable[[str], bool] | None
+    ) -> dict[str, float]:
+        """The candidates' scores, but ``excluded`` ones and those ``allowed`` refuses (when
+        given), over the best kept one's."""
+        if allowed is None:
+            kept = {i: s for i, s in self.scores.items() if i not in excluded}
+        else:
+            kept = {i: s for i, s in self.scores.items() if i not in excluded and allowed(i)}
         top = max(kept.values(), default=0.0)
         return {i: s / top for i, s in kept.items()} if top > 0 else {}
 
 
-def _neighbour_source(
-    user: UserFeatures, lists: Sequence[Iterable[tuple[str, float]] | None], reason: str
-) -> _Source:
+# a recent item's neighbours: its co-visited items (a dict) or a model's list, best first
+_Entries = Mapping[str, float] | Sequence[tuple[str, float]]
+
+
+def _neighbour_source(user: UserFeatures, lists: Sequence[_Entries | None], reason: str) -> _Source:
     source = _Source()
-    scores, best = source.scores, source.best  # _Source.add, inlined: the miss path's hot loop
     for rank, (recent, neighbours) in enumerate(zip(user.recent, lists, strict=False)):
-        weight = recency_weight(rank)
-        why = f"{reason} {recent.item_id}"
-        for candidate, strength in neighbours or ():
-            if strength > 0:
-                score = strength * weight
-                scores[candidate] += score
-                found = best.get(candidate)
-                if found is None or score > found[0]:
-                    best[candidate] = (score, why)
+        if neighbours:
+            source.add_list(neighbours, recency_weight(rank), f"{reason} {recent.item_id}")
     return source
 
 
@@ -180,7 +210,7 @@ def rank(
     excluded: Collection[str] = excluded_items(user) if filters.exclude_seen else ()
     sources: list[tuple[float, _Source]] = [(blend.trending, _trending_source(popular, now_ms))]
     if user is not None:
-        covis = [None if f is None else f.covis.items() for f in items]
+        covis = [None if f is None else f.covis for f in items]
         sources.append((blend.covisit, _neighbour_source(user, covis, "seen with")))
         recent = user.recent[: len(items) or SOURCE_ITEMS]
         if neighbours:
@@ -196,21 +226,32 @@ def rank(
         sources.append((blend.content, _content_source(user, popular, catalog, now_ms)))
 
     def allowed(item_id: str) -> bool:
-        return item_id not in excluded and filters.allows(item_id, catalog)
+        return filters.allows(item_id, catalog)
+
+    constrained = bool(filters.exclude_items or filters.include_genres or filters.exclude_genres)
 
     blended: dict[str, float] = defaultdict(float)
-    reasons: dict[str, tuple[float, str]] = {}
+    strongest: dict[str, tuple[float, _Source]] = {}  # the source of each one's reason
     for weight, source in sources:
         if weight <= 0:
             continue
-        for item_id, scaled in source.scaled(allowed).items():
+        for item_id, scaled in source.scaled(excluded, allowed if constrained else None).items():
             contribution = weight * scaled
             blended[item_id] += contribution
-            if item_id not in reasons or contribution > reasons[item_id][0]:
-                reasons[item_id] = (contribution, source.best[item_id][1])
-    ranked = heapq.nsmallest(k, blended.items(), key=lambda pair: (-pair[1], pair[0]))
-    chosen = [Recommendation(i, round(s, 6), reasons[i][1]) for i, s in ranked]
+            if item_id not in strongest or contribution > strongest[item_id][0]:
+                strongest[item_id] = (contribution, source)
+    ranked = _best_k(blended, k)
+    chosen = [Recommendation(i, round(s, 6), strongest[i][1].reason_of(i)) for i, s in ranked]
     return backfill(chosen, popular, k, excluded, filters, catalog)
+
+
+def _best_k(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best ``(item, score)``, ties by item id: only the candidates scoring at least the
+    ``k``-th best score are sorted (most of a thousand are not)."""
+    if len(scores) > k:
+        threshold = heapq.nlargest(k, scores.values())[-1]
+        scores = {i: s for i, s in scores.items() if s >= threshold}
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
 
 
 def backfill(
