@@ -73,6 +73,18 @@ def test_ties_break_by_item_id() -> None:
     assert ids(recs) == ["m", "z"]
 
 
+def test_equal_contributions_give_the_newer_items_reason_and_ties_at_k_by_id() -> None:
+    # c: 2 * 1 from "new", 4 * 0.5 from "old": equal, the first (newest) names it
+    u = user(("new", "old"))
+    items = [
+        ItemFeatures("new", covis={"c": 2, "y": 1, "x": 1}),
+        ItemFeatures("old", covis={"c": 4}),
+    ]
+    recs = rank(u, items, Popular(), 2)
+    assert [(r.item_id, r.reason) for r in recs] == [("c", "seen with new"), ("x", "seen with new")]
+    assert ids(rank(u, items, Popular(), 3)) == ["c", "x", "y"]  # x and y tie: by id, at the cut
+
+
 def test_seen_and_recent_items_are_left_out_unless_asked_for() -> None:
     u = UserFeatures("u1", recent=recent("a", "b"), seen=("old-seen", "a"))
     items = [
