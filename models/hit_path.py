@@ -10,10 +10,12 @@ request id, the request's latency under its route).
 
 It never decides anything the route would decide differently: a request it does not fully
 understand (another path or method, an unknown or repeated parameter, a value outside the
-route's limits, a boolean spelt other than ``true``/``false``/``1``/``0``), a cache miss and a
-failing cache all go on to the route unchanged, which validates (422 naming the field), computes,
-degrades and caches as before. A miss's ``Lookup`` travels along in the request's state so the
-route does not read the cache again.
+route's limits, a boolean spelt other than ``true``/``false``/``1``/``0``) and a failing cache go
+on to the route unchanged, which validates (422 naming the field), computes, degrades and caches.
+A miss of a request it read is computed by ``compute``, the route's own computation (caching and
+degrading included), and written here too: FastAPI's stack cost a computed answer a quarter of
+the worker's time (docs/decisions/0022). Without ``compute``, a miss goes on to the route with
+its ``Lookup`` in the request's state, so the route does not read the cache again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -127,6 +129,10 @@ def answer_body(
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+# the route's computation of a missed answer: (request, cache variant, the miss) -> JSON body
+Compute = Callable[[Asked, str, Lookup], Awaitable[bytes]]
+
+
 class CachedAnswers:
     """ASGI middleware: cached recommendation answers written without the app (see module).
 
@@ -139,8 +145,10 @@ class CachedAnswers:
         cache: RecommendationCache,
         model_version: Callable[[], str],
         metrics: WorkerMetrics,
+        compute: Compute | None = None,
     ) -> None:
         self._app = app
+        self._compute = compute
         self._cache = cache
         self._model_version = model_version
         # a cache that holds lists in process memory answers them without an await
@@ -173,15 +181,23 @@ class CachedAnswers:
             return
         if lookup.recs is None:
             self._misses.inc()
-            scope.setdefault("state", {})[LOOKUP_STATE] = (name, lookup)
-            await self._app(scope, receive, send)
+            if self._compute is None:
+                scope.setdefault("state", {})[LOOKUP_STATE] = (name, lookup)
+                await self._app(scope, receive, send)
+                return
+            rid = request_id(scope["headers"])
+            with correlated(rid):  # what computing logs names the request
+                body = await self._compute(asked, name, lookup)
+            await self._respond(scope, send, body, started, rid)
             return
         self._hits.inc()
         body = answer_body(asked.user_id, asked.k, lookup.recs, cached=True, reasons=[])
         await self._respond(scope, send, body, started)
 
-    async def _respond(self, scope: Scope, send: Send, body: bytes, started: float) -> None:
-        rid = request_id(scope["headers"])
+    async def _respond(
+        self, scope: Scope, send: Send, body: bytes, started: float, rid: str | None = None
+    ) -> None:
+        rid = rid or request_id(scope["headers"])
         headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), (_HEADER, rid.encode())]
         with correlated(rid):  # uvicorn's access line is logged inside send
             await send({"type": "http.response.start", "status": 200, "headers": headers})

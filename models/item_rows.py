@@ -3,8 +3,9 @@
 A recommendation computed afresh (a cache miss) needs the user's row and the co-visitation rows
 of the user's ``SOURCE_ITEMS`` newest items. The user's row is read every time (strongly
 consistent: it is what a new event changes); the item rows are shared by every user who saw those
-items, so the worker keeps each one it read for ``max_age_seconds`` (at most ``max_entries`` of
-them, least recently read dropped first). Concurrent misses that need the same unread item wait
+items, so the worker keeps each one it read for 75 to 100% of ``max_age_seconds`` (at random, so
+that rows read together are not read again together; at most ``max_entries`` of them, least
+recently read dropped first). Concurrent misses that need the same unread item wait
 for one read of it, not one each; a request that gives up (its deadline) does not cancel a read
 others wait for, and the rows it brings are kept for the next request.
 
@@ -17,10 +18,11 @@ seen (no row) are not kept: the first event of a new item must show at once.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 
 from feature_store.features import ItemFeatures
 
@@ -29,7 +31,7 @@ Read = Callable[[Sequence[str]], Awaitable[list[ItemFeatures | None]]]
 
 class ItemRows:
     """Item features read through ``read`` (aligned with the ids asked, ``None`` for an unknown
-    item), kept ``max_age_seconds``; ``max_age_seconds=0`` reads every time."""
+    item), kept up to ``max_age_seconds``; ``max_age_seconds=0`` reads every time."""
 
     def __init__(
         self,
@@ -45,8 +47,13 @@ class ItemRows:
             )
         self._read = read
         self._max_age = max_age_seconds
-        self._copies: TTLCache[str, ItemFeatures] = TTLCache(
-            max_entries, max(max_age_seconds, 1e-9), timer=clock
+        # each copy expires at a random point of the last quarter of its max age: rows read
+        # together (a worker's first requests) are not all read again in the same instant
+        jitter = random.Random(0)
+        self._copies: TLRUCache[str, ItemFeatures] = TLRUCache(
+            max_entries,
+            lambda _key, _value, now: now + max_age_seconds * (0.75 + 0.25 * jitter.random()),
+            timer=clock,
         )
         self._reading: dict[str, asyncio.Task[dict[str, ItemFeatures | None]]] = {}
         self.reads = 0  # item rows read from the store (one per unknown or expired item asked)

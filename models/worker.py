@@ -50,6 +50,7 @@ from models.hit_path import (
     DEFAULT_K,
     MAX_FILTER_VALUES,
     MAX_K,
+    Asked,
     CachedAnswers,
     answer_body,
     lookup_of,
@@ -182,13 +183,6 @@ def create_app(
     metrics = metrics or WorkerMetrics()
     metrics.registry.register(FeatureReadsCollector(recommender))
     app.state.metrics = metrics
-    # outermost: cached answers skip FastAPI's stack and the route's parameter handling
-    app.hit_path = partial(
-        CachedAnswers,
-        cache=cache,
-        model_version=lambda: recommender.model_version,
-        metrics=metrics,
-    )
 
     async def deadline(awaitable: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(awaitable, deadline_seconds)
@@ -221,6 +215,14 @@ def create_app(
             metrics.degraded.labels("cache_unavailable").inc()
         elif lookup.recs is not None:
             return _answer(user_id, k, lookup.recs, cached=True, reasons=[])
+        body = await computed(Asked(user_id, k, filters), name, lookup, reasons)
+        return Response(body, media_type="application/json")
+
+    async def computed(asked: Asked, name: str, lookup: Lookup | None, reasons: list[str]) -> bytes:
+        """The answer computed from the features (the cache missed; ``lookup`` is None when it
+        failed), cached when it came from them, as JSON; degraded, never an error, when the
+        store is slow or failing."""
+        user_id, k, filters = asked
         try:
             recs: list[Recommendation] = await deadline(recommender.recommend(user_id, k, filters))
         except TimeoutError:
@@ -235,7 +237,17 @@ def create_app(
         payload = [asdict(r) for r in recs]
         if lookup is not None and not reasons:  # computed from the features: worth caching
             await _cache_set(cache, user_id, name, payload, ttl_seconds, lookup)
-        return _answer(user_id, k, payload, cached=False, reasons=reasons)
+        return answer_body(user_id, k, payload, cached=False, reasons=reasons)
+
+    # outermost: cached answers skip FastAPI's stack and the route's parameter handling, and so
+    # do the misses of requests it read (computed as the route computes them)
+    app.hit_path = partial(
+        CachedAnswers,
+        cache=cache,
+        model_version=lambda: recommender.model_version,
+        metrics=metrics,
+        compute=lambda asked, name, lookup: computed(asked, name, lookup, []),
+    )
 
     async def global_row() -> tuple[Popular, list[str]]:
         try:

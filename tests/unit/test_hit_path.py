@@ -133,6 +133,17 @@ async def test_a_cached_answer_equals_the_computed_one_and_reads_the_cache_once(
     assert reads_to_hit == 1
 
 
+async def test_a_computed_answer_carries_the_request_id_and_is_timed_under_the_route() -> None:
+    async with await worker(CountingCache()) as http:
+        computed = await http.get("/recommendations/u1", headers={"X-Request-ID": "req-7"})
+        metrics = (await http.get("/metrics")).text
+    assert computed.json()["cached"] is False
+    assert computed.headers["x-request-id"] == "req-7"
+    assert computed.headers["content-type"] == "application/json"
+    route = 'route="/recommendations/{user_id}",status="200"'
+    assert f"streamrec_request_seconds_count{{{route}}} 1.0" in metrics
+
+
 async def test_an_invalidated_user_is_computed_again() -> None:
     cache = CountingCache()
     async with await worker(cache) as http:

@@ -42,11 +42,11 @@ async def test_a_row_is_read_once_while_young_and_again_once_old() -> None:
     rows = ItemRows(store.read, max_age_seconds=5, clock=clock)
     first = await rows.get(["a", "b", "a"])
     assert [r.item_id if r else None for r in first] == ["a", "b", "a"]
-    clock.now = 4.9
+    clock.now = 3.7  # kept at least three quarters of the max age
     store.rows["a"] = ItemFeatures("a", covis={"y": 2})
     assert (await rows.get(["a"]))[0] == first[0]  # the copy: not read again
     assert store.calls == [["a", "b"]]
-    clock.now = 5.1
+    clock.now = 5.01  # and never more than the max age
     assert (await rows.get(["a"]))[0] == store.rows["a"]  # old: read again
     assert store.calls == [["a", "b"], ["a"]] and rows.reads == 3
 
@@ -121,3 +121,13 @@ async def test_at_most_max_entries_are_kept() -> None:
     assert len(rows) == 2
     await rows.get(["c", "d"])  # the two kept: the last read
     assert store.calls == [list("abcd")]
+
+
+async def test_rows_read_together_expire_spread_over_the_last_quarter_of_the_max_age() -> None:
+    store, clock = Store(*(str(n) for n in range(100))), Clock()
+    rows = ItemRows(store.read, max_age_seconds=4, clock=clock)
+    await rows.get([str(n) for n in range(100)])
+    clock.now = 3.5  # seven eighths: some copies have expired, not all
+    await rows.get([str(n) for n in range(100)])
+    again = len(store.calls[1])
+    assert 10 < again < 90, again
