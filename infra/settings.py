@@ -200,15 +200,15 @@ class Settings(BaseSettings):
         description="How long a worker keeps an item's features it read for computing "
         "recommendations (0: read them for every computed answer; the user's row is always read).",
     )
+    item_rows_entries: int = Field(
+        10_000, ge=1, description="Item rows a worker keeps at most (least recently read go first)."
+    )
     reads_in_flight: int = Field(
         2,
         ge=1,
         le=64,
         description="Feature reads of each kind (user rows, item rows) a worker has out at once; "
         "requests arriving meanwhile are read together in the next one (models/batching.py).",
-    )
-    item_rows_entries: int = Field(
-        10_000, ge=1, description="Item rows a worker keeps at most (least recently read go first)."
     )
     recommend_deadline_seconds: float = Field(
         0.25,

@@ -13,9 +13,8 @@ understand (another path or method, an unknown or repeated parameter, a value ou
 route's limits, a boolean spelt other than ``true``/``false``/``1``/``0``) and a failing cache go
 on to the route unchanged, which validates (422 naming the field), computes, degrades and caches.
 A miss of a request it read is computed by ``compute``, the route's own computation (caching and
-degrading included), and written here too: FastAPI's stack cost a computed answer a quarter of
-the worker's time (docs/decisions/0022). Without ``compute``, a miss goes on to the route with
-its ``Lookup`` in the request's state, so the route does not read the cache again.
+degrading included), with the lookup it made, and written here too: FastAPI's stack cost a
+computed answer a quarter of the worker's time (docs/decisions/0022).
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from models.worker_metrics import WorkerMetrics
 from producers.events import ID_PATTERN, MAX_ID_CHARS
 
 PREFIX = "/recommendations/"
-LOOKUP_STATE = "streamrec_lookup"  # request.state attribute: the Lookup the hit path made
 DEFAULT_K = 10
 MAX_K = 100
 MAX_FILTER_VALUES = 100
@@ -145,7 +143,7 @@ class CachedAnswers:
         cache: RecommendationCache,
         model_version: Callable[[], str],
         metrics: WorkerMetrics,
-        compute: Compute | None = None,
+        compute: Compute,
     ) -> None:
         self._app = app
         self._compute = compute
@@ -181,10 +179,6 @@ class CachedAnswers:
             return
         if lookup.recs is None:
             self._misses.inc()
-            if self._compute is None:
-                scope.setdefault("state", {})[LOOKUP_STATE] = (name, lookup)
-                await self._app(scope, receive, send)
-                return
             rid = request_id(scope["headers"])
             with correlated(rid):  # what computing logs names the request
                 body = await self._compute(asked, name, lookup)
@@ -203,11 +197,3 @@ class CachedAnswers:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         self._timed.observe(time.perf_counter() - started)
-
-
-def lookup_of(state: dict[str, Any], name: str) -> Lookup | None:
-    """The hit path's lookup of this request for cache variant ``name``, if it made one."""
-    made = state.get(LOOKUP_STATE)
-    if made is None or made[0] != name:
-        return None
-    return made[1]

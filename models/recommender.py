@@ -228,14 +228,14 @@ def rank(
     def allowed(item_id: str) -> bool:
         return filters.allows(item_id, catalog)
 
-    constrained = bool(filters.exclude_items or filters.include_genres or filters.exclude_genres)
+    checked = allowed if filters.narrows else None  # no call per candidate without a filter
 
     blended: dict[str, float] = defaultdict(float)
     strongest: dict[str, tuple[float, _Source]] = {}  # the source of each one's reason
     for weight, source in sources:
         if weight <= 0:
             continue
-        for item_id, scaled in source.scaled(excluded, allowed if constrained else None).items():
+        for item_id, scaled in source.scaled(excluded, checked).items():
             contribution = weight * scaled
             blended[item_id] += contribution
             if item_id not in strongest or contribution > strongest[item_id][0]:
@@ -345,11 +345,6 @@ class Recommender:
             self._model = (catalog, self._model[1])
         self._cold = neighbours
         self._versions["content"] = version
-
-    @property
-    def catalog(self) -> ItemCatalog:
-        """The item catalog serving."""
-        return self._model[0]
 
     @property
     def model_version(self) -> str:

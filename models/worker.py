@@ -34,7 +34,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -53,7 +53,6 @@ from models.hit_path import (
     Asked,
     CachedAnswers,
     answer_body,
-    lookup_of,
     variant,
 )
 from models.ingest import IngestConfig, ingest_router
@@ -189,7 +188,6 @@ def create_app(
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
     async def recommendations(
-        request: Request,
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = DEFAULT_K,
         exclude_seen: bool = True,
@@ -206,10 +204,8 @@ def create_app(
         )
         name = variant(k, filters, recommender.model_version)
         reasons: list[str] = []
-        # a miss of the hit path comes with its lookup; otherwise the cache is read here
-        lookup = lookup_of(request.scope.get("state", {}), name)
-        if lookup is None:
-            lookup = await _cache_get(cache, user_id, name, metrics)
+        # the hit path answers what it reads itself: this is a request it left to the route
+        lookup = await _cache_get(cache, user_id, name, metrics)
         if lookup is None:
             reasons.append("cache unavailable: computed without it")
             metrics.degraded.labels("cache_unavailable").inc()

@@ -129,7 +129,7 @@ async def test_a_cached_answer_equals_the_computed_one_and_reads_the_cache_once(
     assert cached["cached"] is True
     assert {**computed, "cached": True} == cached
     assert second.headers["content-type"] == "application/json"
-    assert reads_to_compute == 1  # a miss is looked up once: the hit path hands its lookup on
+    assert reads_to_compute == 1  # a miss is looked up once: by the hit path or by the route
     assert reads_to_hit == 1
 
 
