@@ -302,6 +302,10 @@ def top_covisited(covis: dict[str, int], k: int = COVIS_TOP_K) -> list[tuple[str
     return candidates[:k]
 
 
+# trending_score is the same at every now_ms of one step: it counts whole 5-minute buckets
+TRENDING_STEP_MS = WINDOW_1H.resolution.size_ms
+
+
 def trending_score(recent: dict[int, int], week: int, now_ms: int) -> float:
     """Recent rate against the baseline: ``(last hour + 1) / (7-day hourly mean + 1)``.
 

@@ -26,20 +26,22 @@ popularity list fills the rest (reason ``popular``). Scores compare within one l
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from feature_store.definitions import lookup
 from feature_store.features import ItemFeatures, Popular, UserFeatures
 from feature_store.online import FeatureStore
-from feature_store.transforms import trending_score
+from feature_store.transforms import TRENDING_STEP_MS, trending_score
 from models.batching import Batcher
 from models.catalog import ItemCatalog
 from models.filters import Filters
 from models.item_rows import ItemRows
+from models.numbered import ITEM_NUMBERS, Entries, Floats, Numbers, numbered, with_numbered_covis
 
 POPULAR_REASON = "popular"
 TRENDING_REASON = "trending"
@@ -91,66 +93,80 @@ def excluded_items(user: UserFeatures | None) -> frozenset[str]:
 
 
 class _Source:
-    """One source's raw scores and, per candidate, the reason of its best contribution.
-
-    Scores come from ``add`` (the small sources, reasons kept as they come) or ``add_list`` (a
-    recent item's neighbours: the miss path's hot loop, so their reasons are found only for the
-    candidates chosen, by ``reason_of``, with the same answer: the first best contribution).
-    """
+    """A small source's raw scores (trending, content) and, per candidate, the reason of its
+    best contribution (the first one, on a tie)."""
 
     def __init__(self) -> None:
         self.scores: dict[str, float] = {}
         self._best: dict[str, tuple[float, str]] = {}
-        self._lists: list[tuple[float, str, _Entries]] = []
 
     def add(self, item_id: str, score: float, reason: str) -> None:
         self.scores[item_id] = self.scores.get(item_id, 0.0) + score
         if item_id not in self._best or score > self._best[item_id][0]:
             self._best[item_id] = (score, reason)
 
-    def add_list(self, entries: _Entries, weight: float, reason: str) -> None:
+    def terms(self) -> tuple[Numbers, Floats]:
+        """The candidates' numbers and their scores."""
+        scores = self.scores
+        return ITEM_NUMBERS.numbers(scores), np.fromiter(scores.values(), np.float64, len(scores))
+
+    def reasons(self, chosen: Sequence[int]) -> list[str]:
+        """The reason of each chosen candidate's best contribution."""
+        best = [self._best.get(ITEM_NUMBERS.id_of(number)) for number in chosen]
+        return ["" if found is None else found[1] for found in best]
+
+
+class _Lists:
+    """A source made of the recent items' neighbour lists, each weighed by its item's recency:
+    the miss path's bulk (``models.numbered``). Reasons are found only for the candidates
+    chosen, with the same answer as keeping each one's best as the terms come."""
+
+    def __init__(self) -> None:
+        self._lists: list[tuple[float, str, Entries]] = []
+        self._terms: tuple[Numbers, Floats, npt.NDArray[np.intp]] | None = None
+
+    def add_list(self, entries: Entries, weight: float, reason: str) -> None:
         """Every candidate of ``entries`` with a positive strength, scored ``strength * weight``."""
         self._lists.append((weight, reason, entries))
-        scores = self.scores
-        get = scores.get
-        for candidate, strength in entries.items() if isinstance(entries, dict) else entries:
-            if strength > 0:
-                scores[candidate] = get(candidate, 0.0) + strength * weight
+        self._terms = None
 
-    def reason_of(self, item_id: str) -> str:
-        """The reason of ``item_id``'s best contribution (the first one, on a tie)."""
-        best = self._best.get(item_id)
-        for weight, reason, entries in self._lists:
-            if isinstance(entries, dict):
-                found = entries.get(item_id)
-                strengths = () if found is None else (found,)
-            else:
-                strengths = tuple(s for c, s in entries if c == item_id)
-            for strength in strengths:
-                score = strength * weight
-                if strength > 0 and (best is None or score > best[0]):
-                    best = (score, reason)
-        return "" if best is None else best[1]
+    def terms(self) -> tuple[Numbers, Floats]:
+        """Every list's candidates' numbers and their ``strength * weight``, list after list."""
+        numbers, terms, _ = self._all_terms()
+        return numbers, terms
 
-    def scaled(
-        self, excluded: Collection[str], allowed: Callable[[str], bool] | None
-    ) -> dict[str, float]:
-        """The candidates' scores, but ``excluded`` ones and those ``allowed`` refuses (when
-        given), over the best kept one's."""
-        if allowed is None:
-            kept = {i: s for i, s in self.scores.items() if i not in excluded}
-        else:
-            kept = {i: s for i, s in self.scores.items() if i not in excluded and allowed(i)}
-        top = max(kept.values(), default=0.0)
-        return {i: s / top for i, s in kept.items()} if top > 0 else {}
+    def _all_terms(self) -> tuple[Numbers, Floats, npt.NDArray[np.intp]]:
+        if self._terms is None:
+            if not self._lists:
+                return _NO_NUMBERS, _NO_FLOATS, np.zeros(0, np.intp)
+            parts = [numbered(entries) for _, _, entries in self._lists]
+            lengths = [len(numbers) for numbers, _ in parts]
+            weights = np.repeat([weight for weight, _, _ in self._lists], lengths)
+            strengths = np.concatenate([strengths for _, strengths in parts])
+            numbers = np.concatenate([numbers for numbers, _ in parts])
+            lists = np.repeat(np.arange(len(parts)), lengths)
+            self._terms = (numbers, strengths * weights, lists)
+        return self._terms
 
-
-# a recent item's neighbours: its co-visited items (a dict) or a model's list, best first
-_Entries = Mapping[str, float] | Sequence[tuple[str, float]]
+    def reasons(self, chosen: Sequence[int]) -> list[str]:
+        """The reason of each chosen candidate's best term (the first one, on a tie)."""
+        numbers, terms, lists = self._all_terms()
+        at = np.flatnonzero(np.isin(numbers, chosen))
+        found, values = numbers[at], terms[at]
+        reasons = []
+        for number in chosen:
+            where = at[found == number]
+            best = where[np.argmax(values[found == number])] if len(where) else -1
+            reasons.append(self._lists[lists[best]][1] if best >= 0 else "")
+        return reasons
 
 
-def _neighbour_source(user: UserFeatures, lists: Sequence[_Entries | None], reason: str) -> _Source:
-    source = _Source()
+_NO_NUMBERS: Numbers = np.zeros(0, np.int64)
+_NO_FLOATS: Floats = np.zeros(0, np.float64)
+
+
+def _neighbour_source(user: UserFeatures, lists: Sequence[Entries | None], reason: str) -> _Lists:
+    source = _Lists()
     for rank, (recent, neighbours) in enumerate(zip(user.recent, lists, strict=False)):
         if neighbours:
             source.add_list(neighbours, recency_weight(rank), f"{reason} {recent.item_id}")
@@ -158,12 +174,23 @@ def _neighbour_source(user: UserFeatures, lists: Sequence[_Entries | None], reas
 
 
 def _trending_source(popular: Popular, now_ms: int) -> _Source:
+    """The trending candidates of ``popular`` at ``now_ms``: the same for every request of one
+    ``TRENDING_STEP_MS`` (a hundred candidates' windows counted once, not per request)."""
+    step = now_ms // TRENDING_STEP_MS
+    last = _last_trending
+    if last is not None and last[0] is popular and last[1] == step:
+        return last[2]
     source = _Source()
     for candidate in popular.trending:
         score = trending_score(candidate.recent, candidate.week, now_ms)
         if score > 1.0:
             source.add(candidate.item_id, score - 1.0, TRENDING_REASON)
+    globals()["_last_trending"] = (popular, step, source)
     return source
+
+
+# the last trending source made: of which global row, at which step (a source is never changed)
+_last_trending: tuple[Popular, int, _Source] | None = None
 
 
 def _content_source(
@@ -208,7 +235,9 @@ def rank(
     Ties break by item id.
     """
     excluded: Collection[str] = excluded_items(user) if filters.exclude_seen else ()
-    sources: list[tuple[float, _Source]] = [(blend.trending, _trending_source(popular, now_ms))]
+    sources: list[tuple[float, _Source | _Lists]] = [
+        (blend.trending, _trending_source(popular, now_ms))
+    ]
     if user is not None:
         covis = [None if f is None else f.covis for f in items]
         sources.append((blend.covisit, _neighbour_source(user, covis, "seen with")))
@@ -225,33 +254,106 @@ def rank(
             sources.append((blend.neighbours, _neighbour_source(user, cold, "like")))
         sources.append((blend.content, _content_source(user, popular, catalog, now_ms)))
 
-    def allowed(item_id: str) -> bool:
-        return filters.allows(item_id, catalog)
-
-    checked = allowed if filters.narrows else None  # no call per candidate without a filter
-
-    blended: dict[str, float] = defaultdict(float)
-    strongest: dict[str, tuple[float, _Source]] = {}  # the source of each one's reason
-    for weight, source in sources:
-        if weight <= 0:
-            continue
-        for item_id, scaled in source.scaled(excluded, checked).items():
-            contribution = weight * scaled
-            blended[item_id] += contribution
-            if item_id not in strongest or contribution > strongest[item_id][0]:
-                strongest[item_id] = (contribution, source)
-    ranked = _best_k(blended, k)
-    chosen = [Recommendation(i, round(s, 6), strongest[i][1].reason_of(i)) for i, s in ranked]
+    blended = _blend(sources, excluded, filters, catalog)
+    best = _best_k(blended, k)
+    reasons: dict[int, str] = {}
+    for index, source in enumerate(blended.sources):  # each source asked once, for its own
+        mine = [number for _, _, number, strongest in best if strongest == index]
+        reasons.update(zip(mine, source.reasons(mine), strict=True) if mine else ())
+    chosen = [Recommendation(i, round(s, 6), reasons[n]) for i, s, n, _ in best]
     return backfill(chosen, popular, k, excluded, filters, catalog)
 
 
-def _best_k(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
-    """The ``k`` best ``(item, score)``, ties by item id: only the candidates scoring at least the
-    ``k``-th best score are sorted (most of a thousand are not)."""
+@dataclass(frozen=True)
+class _Blended:
+    """The blended candidates: numbers ascending, scores, and the source of each one's reason
+    (its strongest contribution, the first source on a tie)."""
+
+    numbers: Numbers
+    scores: Floats
+    strongest: npt.NDArray[np.intp]
+    sources: Sequence[_Source | _Lists]
+
+
+def _blend(
+    sources: Sequence[tuple[float, _Source | _Lists]],
+    excluded: Collection[str],
+    filters: Filters,
+    catalog: ItemCatalog,
+) -> _Blended:
+    """Each source's candidates, but the ``excluded`` ones and those the filters refuse, scaled
+    by the best kept one's score, weighed and summed in the sources' order.
+
+    Every source's terms are summed per candidate by ``bincount``, which adds them in their
+    order, as a loop would, to the same floats; the candidates of every source are numbered
+    once (``union``), and what is left out is marked once for all of them.
+    """
+    parts = [(weight, source, *source.terms()) for weight, source in sources if weight > 0]
+    if not parts:
+        return _NO_BLEND
+    union, where = np.unique(np.concatenate([n for _, _, n, _ in parts]), return_inverse=True)
+    size = len(union)
+    allowed = np.ones(size, bool)
+    if excluded:  # numbered after the sources: a candidate new to the process has one now
+        left_out = ITEM_NUMBERS.known(excluded)
+        at = np.searchsorted(union, left_out)
+        found = at < size
+        at, left_out = at[found], left_out[found]
+        allowed[at[union[at] == left_out]] = False
+    if filters.narrows:  # no call per candidate without a filter
+        ids = map(ITEM_NUMBERS.id_of, union.tolist())
+        allowed &= np.fromiter((filters.allows(i, catalog) for i in ids), bool, size)
+    blended = np.zeros(size)
+    best = np.full(size, -np.inf)
+    strongest = np.zeros(size, np.intp)
+    scored = np.zeros(size, bool)
+    start = 0
+    for index, (weight, _, numbers, terms) in enumerate(parts):
+        at = where[start : start + len(numbers)]
+        start += len(numbers)
+        kept = np.zeros(size, bool)
+        kept[at] = True
+        kept &= allowed
+        if not kept.any():
+            continue
+        sums = np.bincount(at, weights=terms, minlength=size)
+        top = sums[kept].max()
+        if top <= 0:
+            continue
+        contributions = weight * (sums / top)
+        blended[kept] += contributions[kept]
+        stronger = kept & (contributions > best)
+        best[stronger] = contributions[stronger]
+        strongest[stronger] = index
+        scored |= kept
+    chosen = np.flatnonzero(scored)
+    sources_ = [source for _, source, _, _ in parts]
+    return _Blended(union[chosen], blended[chosen], strongest[chosen], sources_)
+
+
+_NO_BLEND = _Blended(_NO_NUMBERS, _NO_FLOATS, np.zeros(0, np.intp), ())
+
+
+def _best_k(blended: _Blended, k: int) -> list[tuple[str, float, int, int]]:
+    """The ``k`` best candidates, ties by item id: ``(item id, score, number, the index of the
+    source of its reason)``. Only those scoring at least the ``k``-th best score are sorted
+    (most of a thousand are not)."""
+    scores = blended.scores
     if len(scores) > k:
-        threshold = heapq.nlargest(k, scores.values())[-1]
-        scores = {i: s for i, s in scores.items() if s >= threshold}
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+        threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+        chosen = np.flatnonzero(scores >= threshold)
+    else:
+        chosen = np.arange(len(scores))
+    best = [
+        (ITEM_NUMBERS.id_of(number), score, number, source)
+        for number, score, source in zip(
+            blended.numbers[chosen].tolist(),
+            scores[chosen].tolist(),
+            blended.strongest[chosen].tolist(),
+            strict=True,
+        )
+    ]
+    return sorted(best, key=lambda found: (-found[1], found[0]))[:k]
 
 
 def backfill(
@@ -278,6 +380,14 @@ def backfill(
         result.append(Recommendation(item_id, float(total), POPULAR_REASON))
         taken.add(item_id)
     return result
+
+
+async def _numbered_items(
+    store: FeatureStore, item_ids: Sequence[str]
+) -> list[ItemFeatures | None]:
+    """Item rows as scoring reads them, their co-visits numbered (``models.numbered``)."""
+    items = await store.items(item_ids, ITEM_ATTRIBUTES)
+    return [None if f is None else with_numbered_covis(f) for f in items]
 
 
 @dataclass
@@ -316,7 +426,7 @@ class Recommender:
             lambda ids: store.users(ids, USER_ATTRIBUTES), max_in_flight=reads_in_flight
         )
         self.item_reads: Batcher[str, ItemFeatures] = Batcher(
-            lambda ids: store.items(ids, ITEM_ATTRIBUTES), max_in_flight=reads_in_flight
+            lambda ids: _numbered_items(store, ids), max_in_flight=reads_in_flight
         )
         self.item_rows = ItemRows(
             self.item_reads.get_many, item_rows_max_age_seconds, item_rows_entries, clock
