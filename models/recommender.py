@@ -151,14 +151,16 @@ class _Lists:
     def reasons(self, chosen: Sequence[int]) -> list[str]:
         """The reason of each chosen candidate's best term (the first one, on a tie)."""
         numbers, terms, lists = self._all_terms()
-        at = np.flatnonzero(np.isin(numbers, chosen))
-        found, values = numbers[at], terms[at]
-        reasons = []
-        for number in chosen:
-            where = at[found == number]
-            best = where[np.argmax(values[found == number])] if len(where) else -1
-            reasons.append(self._lists[lists[best]][1] if best >= 0 else "")
-        return reasons
+        wanted = np.sort(np.asarray(chosen, dtype=np.int64))
+        slot = np.minimum(np.searchsorted(wanted, numbers), len(wanted) - 1)
+        at = np.flatnonzero(wanted[slot] == numbers)  # the chosen ones' terms, in list order
+        best: dict[int, tuple[float, int]] = {}
+        for number, term, list_index in zip(
+            numbers[at].tolist(), terms[at].tolist(), lists[at].tolist(), strict=True
+        ):
+            if number not in best or term > best[number][0]:
+                best[number] = (term, list_index)
+        return [self._lists[best[n][1]][1] if n in best else "" for n in chosen]
 
 
 _NO_NUMBERS: Numbers = np.zeros(0, np.int64)
@@ -291,7 +293,7 @@ def _blend(
     parts = [(weight, source, *source.terms()) for weight, source in sources if weight > 0]
     if not parts:
         return _NO_BLEND
-    union, where = np.unique(np.concatenate([n for _, _, n, _ in parts]), return_inverse=True)
+    union, where = _distinct(np.concatenate([n for _, _, n, _ in parts]))
     size = len(union)
     allowed = np.ones(size, bool)
     if excluded:  # numbered after the sources: a candidate new to the process has one now
@@ -329,6 +331,24 @@ def _blend(
     chosen = np.flatnonzero(scored)
     sources_ = [source for _, source, _, _ in parts]
     return _Blended(union[chosen], blended[chosen], strongest[chosen], sources_)
+
+
+# below this many item numbers, candidates are told apart by marking an array of every number
+# (3x faster than np.unique's sort at 10,000 items); above, by sorting
+DENSE_NUMBERS = 1 << 17
+
+
+def _distinct(numbers: Numbers) -> tuple[Numbers, npt.NDArray[np.intp]]:
+    """The distinct ``numbers``, ascending, and where each of ``numbers`` is among them."""
+    size = len(ITEM_NUMBERS)
+    if size > DENSE_NUMBERS:
+        return np.unique(numbers, return_inverse=True)
+    present = np.zeros(size, bool)
+    present[numbers] = True
+    distinct = np.flatnonzero(present)
+    position = np.empty(size, np.intp)
+    position[distinct] = np.arange(len(distinct))
+    return distinct, position[numbers]
 
 
 _NO_BLEND = _Blended(_NO_NUMBERS, _NO_FLOATS, np.zeros(0, np.intp), ())

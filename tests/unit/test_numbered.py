@@ -3,12 +3,15 @@ of the plain loop it replaced: the same items, scores and reasons, float for flo
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feature_store.features import ItemFeatures, Popular, RecentItem, UserFeatures
+from models import recommender
 from models.catalog import ItemCatalog
 from models.filters import Filters
 from models.numbered import ITEM_NUMBERS, ItemNumbers, NumberedCounts, numbered, with_numbered_covis
@@ -142,3 +145,30 @@ def test_a_tie_between_sources_gives_the_first_sources_reason() -> None:
     even = Blend(covisit=1.0, neighbours=1.0, trending=0.0, content=0.0)
     (got,) = rank(user, items, Popular(), 1, neighbours={"r": [("c", 0.5)]}, blend=even)
     assert (got.item_id, got.score, got.reason) == ("c", 2.0, "seen with r")
+
+
+def test_candidates_told_apart_by_sorting_give_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(3)
+    ids = [f"s{n}" for n in range(200)]
+    users, rows = [], []
+    for u in range(40):
+        recent = rng.sample(ids, 6)
+        users.append(
+            UserFeatures(
+                f"u{u}",
+                recent=tuple(RecentItem(i, "view", 9, "s", "1") for i in recent),
+                seen=tuple(recent[:3]),
+            )
+        )
+        rows.append(
+            [
+                ItemFeatures(i, covis={c: rng.randint(0, 9) for c in rng.sample(ids, 30)})
+                for i in recent
+            ]
+        )
+    popular = Popular(tuple((i, 100 - n) for n, i in enumerate(ids[:20])))
+    dense = [rank(u, r, popular, 10) for u, r in zip(users, rows, strict=True)]
+    monkeypatch.setattr(recommender, "DENSE_NUMBERS", 0)  # every catalog is "large" now
+    assert [rank(u, r, popular, 10) for u, r in zip(users, rows, strict=True)] == dense
