@@ -53,6 +53,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,7 @@ from infra.local_redis import delete_prefix
 from infra.settings import Settings
 from models.cache import RedisCache
 from models.catalog import ItemCatalog
+from models.numbered import with_numbered_covis
 from models.recommender import SOURCE_ITEMS, rank
 from models.worker import running
 from producers.movielens import load_movielens
@@ -394,7 +396,8 @@ async def miss_breakdown(online: OnlineStore, users: Sequence[str]) -> dict[str,
         user = await online.user(user_id)
         t1 = time.perf_counter()
         recent = [r.item_id for r in user.recent[:SOURCE_ITEMS]] if user else []
-        items = await online.items(recent)
+        # numbered as the worker reads them (models.numbered), which it then keeps
+        items = [None if f is None else with_numbered_covis(f) for f in await online.items(recent)]
         t2 = time.perf_counter()
         popular = await online.popular()
         t3 = time.perf_counter()
@@ -623,6 +626,8 @@ def main() -> None:
     parser.add_argument("--moto", choices=("subprocess", "in-process"), default="subprocess")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis, db 15 by default")
     args = parser.parse_args()
+    # stopped (SIGTERM), unwind as on Ctrl-C: the servers started are stopped, Redis keys deleted
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # the worker's loop, as `streamrec serve` runs it (uvloop)
     out = uvloop.run(run(quick=args.quick, redis_url=args.redis_url, moto=args.moto))
     print(json.dumps(out, indent=2))
