@@ -175,24 +175,29 @@ def _neighbour_source(user: UserFeatures, lists: Sequence[Entries | None], reaso
     return source
 
 
-def _trending_source(popular: Popular, now_ms: int) -> _Source:
-    """The trending candidates of ``popular`` at ``now_ms``: the same for every request of one
-    ``TRENDING_STEP_MS`` (a hundred candidates' windows counted once, not per request)."""
-    step = now_ms // TRENDING_STEP_MS
-    last = _last_trending
-    if last is not None and last[0] is popular and last[1] == step:
-        return last[2]
-    source = _Source()
-    for candidate in popular.trending:
-        score = trending_score(candidate.recent, candidate.week, now_ms)
-        if score > 1.0:
-            source.add(candidate.item_id, score - 1.0, TRENDING_REASON)
-    globals()["_last_trending"] = (popular, step, source)
-    return source
+class _TrendingSources:
+    """The trending candidates of a global row at ``now_ms``: the same for every request of one
+    ``TRENDING_STEP_MS``, so the last one made is kept (of which row, at which step) and a
+    hundred candidates' windows are counted once a step, not once a request."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Popular, int, _Source] | None = None  # a source is never changed
+
+    def __call__(self, popular: Popular, now_ms: int) -> _Source:
+        step = now_ms // TRENDING_STEP_MS
+        last = self._last
+        if last is not None and last[0] is popular and last[1] == step:
+            return last[2]
+        source = _Source()
+        for candidate in popular.trending:
+            score = trending_score(candidate.recent, candidate.week, now_ms)
+            if score > 1.0:
+                source.add(candidate.item_id, score - 1.0, TRENDING_REASON)
+        self._last = (popular, step, source)
+        return source
 
 
-# the last trending source made: of which global row, at which step (a source is never changed)
-_last_trending: tuple[Popular, int, _Source] | None = None
+_trending_source = _TrendingSources()
 
 
 def _content_source(

@@ -125,6 +125,16 @@ def test_trending_items_score_above_their_baseline_only() -> None:
     ]
 
 
+def test_trending_is_scored_again_once_time_moves_past_its_step() -> None:
+    popular = Popular((("p1", 90),), (trend("hot", 30, 168),))
+    assert rank(None, [], popular, 1, now_ms=NOW)[0].reason == TRENDING_REASON
+    assert rank(None, [], popular, 1, now_ms=NOW + 1)[0].reason == TRENDING_REASON  # same step
+    later = NOW + 2 * HOUR  # the hot hour is over
+    assert [(r.item_id, r.reason) for r in rank(None, [], popular, 1, now_ms=later)] == [
+        ("p1", POPULAR_REASON)
+    ]
+
+
 def rating(n: int, item: str, genres: str) -> Sequenced:
     event = Event(
         event_id=f"e{n}",
