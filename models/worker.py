@@ -184,7 +184,8 @@ def create_app(
     app.state.metrics = metrics
 
     async def deadline(awaitable: Awaitable[Any]) -> Any:
-        return await asyncio.wait_for(awaitable, deadline_seconds)
+        async with asyncio.timeout(deadline_seconds):  # in this task (wait_for makes one more)
+            return await awaitable
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
     async def recommendations(
