@@ -99,16 +99,22 @@ class _Source:
     def __init__(self) -> None:
         self.scores: dict[str, float] = {}
         self._best: dict[str, tuple[float, str]] = {}
+        self._terms: tuple[Numbers, Floats] | None = None
 
     def add(self, item_id: str, score: float, reason: str) -> None:
         self.scores[item_id] = self.scores.get(item_id, 0.0) + score
         if item_id not in self._best or score > self._best[item_id][0]:
             self._best[item_id] = (score, reason)
+        self._terms = None
 
     def terms(self) -> tuple[Numbers, Floats]:
-        """The candidates' numbers and their scores."""
-        scores = self.scores
-        return ITEM_NUMBERS.numbers(scores), np.fromiter(scores.values(), np.float64, len(scores))
+        """The candidates' numbers and their scores (numbered once: the trending source is
+        kept for a step and asked by every request)."""
+        if self._terms is None:
+            scores = self.scores
+            numbers = ITEM_NUMBERS.numbers(scores)
+            self._terms = (numbers, np.fromiter(scores.values(), np.float64, len(scores)))
+        return self._terms
 
     def reasons(self, chosen: Sequence[int]) -> list[str]:
         """The reason of each chosen candidate's best contribution."""
@@ -151,9 +157,8 @@ class _Lists:
     def reasons(self, chosen: Sequence[int]) -> list[str]:
         """The reason of each chosen candidate's best term (the first one, on a tie)."""
         numbers, terms, lists = self._all_terms()
-        wanted = np.sort(np.asarray(chosen, dtype=np.int64))
-        slot = np.minimum(np.searchsorted(wanted, numbers), len(wanted) - 1)
-        at = np.flatnonzero(wanted[slot] == numbers)  # the chosen ones' terms, in list order
+        _, found = _positions(np.sort(np.asarray(chosen, dtype=np.int64)), numbers)
+        at = np.flatnonzero(found)  # the chosen ones' terms, in list order
         best: dict[int, tuple[float, int]] = {}
         for number, term, list_index in zip(
             numbers[at].tolist(), terms[at].tolist(), lists[at].tolist(), strict=True
@@ -302,11 +307,8 @@ def _blend(
     size = len(union)
     allowed = np.ones(size, bool)
     if excluded:  # numbered after the sources: a candidate new to the process has one now
-        left_out = ITEM_NUMBERS.known(excluded)
-        at = np.searchsorted(union, left_out)
-        found = at < size
-        at, left_out = at[found], left_out[found]
-        allowed[at[union[at] == left_out]] = False
+        at, found = _positions(union, ITEM_NUMBERS.known(excluded))
+        allowed[at[found]] = False
     if filters.narrows:  # no call per candidate without a filter
         ids = map(ITEM_NUMBERS.id_of, union.tolist())
         allowed &= np.fromiter((filters.allows(i, catalog) for i in ids), bool, size)
@@ -336,6 +338,17 @@ def _blend(
     chosen = np.flatnonzero(scored)
     sources_ = [source for _, source, _, _ in parts]
     return _Blended(union[chosen], blended[chosen], strongest[chosen], sources_)
+
+
+def _positions(
+    ascending: Numbers, values: Numbers
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Where each of ``values`` is in ``ascending``, and whether it is there at all (where it
+    is not, its position means nothing)."""
+    if not len(ascending):
+        return np.zeros(len(values), np.intp), np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(ascending, values), len(ascending) - 1)
+    return at, ascending[at] == values
 
 
 # below this many item numbers, candidates are told apart by marking an array of every number
