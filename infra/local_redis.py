@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -81,6 +82,15 @@ class RunningRedis:
 
     url: str
     process: subprocess.Popen[bytes]
+
+    def pause(self) -> None:
+        """Stop it answering (SIGSTOP), as a hung or partitioned Redis: connections stay open,
+        nothing comes back."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Kill it (as a crash would): clients see connections refused from now on."""

@@ -193,6 +193,20 @@ class Settings(BaseSettings):
         description="Cached recommendation lists each worker also keeps in its own memory, "
         "dropped when Redis announces the user's features changed (0: read Redis every time).",
     )
+    cache_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="How long a worker waits for one Redis call before it serves uncached "
+        "(flagged degraded).",
+    )
+    cache_retry_after_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=300,
+        description="After a Redis call failed, how long the worker serves uncached without "
+        "trying Redis (0: try on every request).",
+    )
     item_rows_max_age_seconds: float = Field(
         30.0,
         ge=0,

@@ -11,18 +11,27 @@ generation on, so every variant of that user (and nothing else) goes stale at on
 including a list being computed from older features while the invalidation happens.
 
     StreamrecError
-    └── CacheError    the cache backend failed (callers may serve uncached)
+    └── CacheError            the cache backend failed (callers may serve uncached)
+        └── CacheUnavailable  not tried: the backend failed moments ago
+
+A Redis that stops answering (paused, partitioned) must not hold requests: every Redis call
+gives up after ``timeout_seconds``, and after a failure the cache answers ``CacheUnavailable`` at
+once for ``retry_after_seconds`` instead of making each request wait out its own timeout.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from feature_store.invalidation import GENERATION_TTL_SECONDS, bump_generations, generation_key
@@ -30,10 +39,19 @@ from infra.errors import StreamrecError
 
 KEY_PREFIX = "streamrec:recs"
 DEFAULT_MAX_ENTRIES = 10_000
+# a Redis call slower than this has failed: a loopback or same-zone Redis answers in well under a
+# millisecond, this is for one that stopped answering (paused, partitioned), with room for a
+# loaded machine's pauses
+DEFAULT_TIMEOUT_SECONDS = 0.5
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 
 class CacheError(StreamrecError):
     """The cache backend failed; the cache holds nothing wrong, it is only unavailable."""
+
+
+class CacheUnavailable(CacheError):
+    """Not tried: the backend failed less than ``retry_after_seconds`` ago (already reported)."""
 
 
 class Lookup(NamedTuple):
@@ -170,11 +188,51 @@ class RedisCache:
     the user's generation at ``<prefix>:g:<user_id>`` (bumped by the feature processors through
     ``feature_store.invalidation.RedisInvalidator``, or by ``invalidate``). ``get`` reads both in
     one MGET and ignores an entry of another generation.
+
+    Each call gives up after ``timeout_seconds`` (connecting included); a pooled connection
+    found closed is dialled again once, at once (redis-py's default retries ten times with
+    backoff, seconds inside a request). After a failure, calls raise ``CacheUnavailable``
+    without trying for ``retry_after_seconds`` (0: always try), on ``clock``.
     """
 
-    def __init__(self, url: str, prefix: str = KEY_PREFIX) -> None:
-        self._redis = aioredis.from_url(url, decode_responses=True)
+    def __init__(
+        self,
+        url: str,
+        prefix: str = KEY_PREFIX,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+        if retry_after_seconds < 0:
+            raise ValueError("retry_after_seconds must not be negative")
+        self._redis = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 1),
+        )
         self._prefix = prefix
+        self._retry_after = retry_after_seconds
+        self._breaker_clock = clock
+        self._failed_at = -math.inf
+
+    @contextmanager
+    def _guarded(self, what: str) -> Iterator[None]:
+        """Redis errors inside as ``CacheError``; nothing tried shortly after one."""
+        now = self._breaker_clock()
+        if now - self._failed_at < self._retry_after:
+            raise CacheUnavailable(
+                f"{what} not tried: Redis failed {now - self._failed_at:.2f} s ago "
+                f"(tried again {self._retry_after:g} s after a failure)"
+            )
+        try:
+            yield
+        except RedisError as exc:
+            self._failed_at = self._breaker_clock()
+            raise CacheError(f"{what} failed: {exc}") from exc
 
     def entry_key(self, user_id: str, variant: str | int) -> str:
         """The Redis key of the entry ``(user_id, variant)``."""
@@ -188,12 +246,10 @@ class RedisCache:
     async def read_entry(self, user_id: str, variant: str | int) -> tuple[dict | None, int]:
         """The stored entry (``g``, ``x``, ``recs``) when of the user's current generation, and
         that generation: one MGET."""
-        try:
+        with self._guarded("GET"):
             payload, raw = await self._redis.mget(
                 self.entry_key(user_id, variant), generation_key(self._prefix, user_id)
             )
-        except RedisError as exc:
-            raise CacheError(f"GET failed: {exc}") from exc
         generation = int(raw or 0)
         if payload is None:
             return None, generation
@@ -216,17 +272,13 @@ class RedisCache:
         ttl_ms = max(1, round(ttl_seconds * 1000))
         expires = int(time.time() * 1000) + ttl_ms
         payload = json.dumps({"g": generation, "x": expires, "recs": list(recs)})
-        try:
+        with self._guarded("SET"):
             await self._redis.set(self.entry_key(user_id, variant), payload, px=ttl_ms)
-        except RedisError as exc:
-            raise CacheError(f"SET failed: {exc}") from exc
 
     async def invalidate(self, user_ids: Collection[str]) -> None:
         """See ``RecommendationCache.invalidate``."""
-        try:
+        with self._guarded("invalidate"):
             await bump_generations(self._redis, self._prefix, user_ids)
-        except RedisError as exc:
-            raise CacheError(f"invalidate failed: {exc}") from exc
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -238,14 +290,23 @@ def make_cache(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     prefix: str = KEY_PREFIX,
     near_entries: int = DEFAULT_MAX_ENTRIES,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
 ) -> RecommendationCache:
-    """Redis (keys under ``prefix``) when ``redis_url`` is set, with up to ``near_entries`` of
-    its entries kept in process memory (``models.near_cache``; 0: none); otherwise process
-    memory alone (``max_entries``)."""
+    """Redis (keys under ``prefix``; each call at most ``timeout_seconds``, none for
+    ``retry_after_seconds`` after a failure) when ``redis_url`` is set, with up to
+    ``near_entries`` of its entries kept in process memory (``models.near_cache``; 0: none);
+    otherwise process memory alone (``max_entries``)."""
     if not redis_url:
         return InMemoryCache(max_entries=max_entries)
     if near_entries <= 0:
-        return RedisCache(redis_url, prefix=prefix)
+        return RedisCache(redis_url, prefix, timeout_seconds, retry_after_seconds)
     from models.near_cache import NearCache  # it builds on RedisCache, defined above
 
-    return NearCache(redis_url, prefix=prefix, max_entries=near_entries)
+    return NearCache(
+        redis_url,
+        prefix=prefix,
+        max_entries=near_entries,
+        timeout_seconds=timeout_seconds,
+        retry_after_seconds=retry_after_seconds,
+    )

@@ -10,16 +10,18 @@ request id, the request's latency under its route).
 
 It never decides anything the route would decide differently: a request it does not fully
 understand (another path or method, an unknown or repeated parameter, a value outside the
-route's limits, a boolean spelt other than ``true``/``false``/``1``/``0``) and a failing cache go
-on to the route unchanged, which validates (422 naming the field), computes, degrades and caches.
-A miss of a request it read is computed by ``compute``, the route's own computation (caching and
-degrading included), with the lookup it made, and written here too: FastAPI's stack cost a
-computed answer a quarter of the worker's time (docs/decisions/0022).
+route's limits, a boolean spelt other than ``true``/``false``/``1``/``0``) goes on to the route
+unchanged, which validates (422 naming the field), computes, degrades and caches. A miss of a
+request it read, or a failed lookup (the cache down: not asked again by the route), is computed
+by ``compute``, the route's own computation (caching and degrading included), with the lookup it
+made, and written here too: FastAPI's stack cost a computed answer a quarter of the worker's
+time (docs/decisions/0022).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -29,11 +31,13 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra.logs import correlated
-from models.cache import CacheError, Lookup, RecommendationCache
+from models.cache import CacheError, CacheUnavailable, Lookup, RecommendationCache
 from models.filters import Filters
 from models.request_ids import HEADER, request_id
 from models.worker_metrics import WorkerMetrics
 from producers.events import ID_PATTERN, MAX_ID_CHARS
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/recommendations/"
 DEFAULT_K = 10
@@ -127,8 +131,21 @@ def answer_body(
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-# the route's computation of a missed answer: (request, cache variant, the miss) -> JSON body
-Compute = Callable[[Asked, str, Lookup], Awaitable[bytes]]
+async def looked_up(cache: RecommendationCache, user_id: str, name: str) -> Lookup | None:
+    """``cache.get``, or None when the cache failed (logged, unless it failed moments ago and
+    was not tried)."""
+    try:
+        return await cache.get(user_id, name)
+    except CacheUnavailable:
+        return None
+    except CacheError:
+        log.warning("recommendation cache read failed; computing without it", exc_info=True)
+        return None
+
+
+# the route's computation of a missed answer: (request, cache variant, the miss or None when the
+# cache failed) -> JSON body
+Compute = Callable[[Asked, str, Lookup | None], Awaitable[bytes]]
 
 
 class CachedAnswers:
@@ -153,6 +170,7 @@ class CachedAnswers:
         self._held: Callable[[str, str], str | None] | None = getattr(cache, "held", None)
         self._hits = metrics.cache.labels("hit")
         self._misses = metrics.cache.labels("miss")
+        self._errors = metrics.cache.labels("error")
         self._timed = metrics.requests.labels(ROUTE, "200")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -172,13 +190,9 @@ class CachedAnswers:
             body = _CACHED_BODY % (json.dumps(asked.user_id).encode(), asked.k, held.encode())
             await self._respond(scope, send, body, started)
             return
-        try:
-            lookup = await self._cache.get(asked.user_id, name)
-        except CacheError:
-            await self._app(scope, receive, send)  # the route serves it uncached, flagged
-            return
-        if lookup.recs is None:
-            self._misses.inc()
+        lookup = await looked_up(self._cache, asked.user_id, name)
+        if lookup is None or lookup.recs is None:  # computed (uncached and flagged when None)
+            (self._errors if lookup is None else self._misses).inc()
             rid = request_id(scope["headers"])
             with correlated(rid):  # what computing logs names the request
                 body = await self._compute(asked, name, lookup)

@@ -42,7 +42,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from feature_store.invalidation import invalidations_channel
-from models.cache import DEFAULT_MAX_ENTRIES, KEY_PREFIX, Lookup, RedisCache
+from models.cache import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_RETRY_AFTER_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    KEY_PREFIX,
+    Lookup,
+    RedisCache,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,8 @@ class NearCache(RedisCache):
 
     ``live`` says whether near entries are being kept (the listener is subscribed);
     ``near_hits`` counts the lookups answered from memory; ``subscriber_name`` is the listener's
-    connection name (``CLIENT LIST``).
+    connection name (``CLIENT LIST``). ``clock`` (wall time) ages the near entries;
+    ``timeout_seconds`` and ``retry_after_seconds`` bound the Redis calls (``RedisCache``).
     """
 
     def __init__(
@@ -73,8 +81,10 @@ class NearCache(RedisCache):
         max_entries: int = DEFAULT_MAX_ENTRIES,
         max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.time,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
     ) -> None:
-        super().__init__(url, prefix)
+        super().__init__(url, prefix, timeout_seconds, retry_after_seconds)
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._max_entries = max_entries

@@ -14,7 +14,8 @@
 Everything is injected: the composition root builds the DynamoDB client, the store, the
 recommender and the cache, and owns (closes) them; the app only uses them.
 
-Degradation, never a 5xx for it: when the cache fails, answers are computed uncached; when the
+Degradation, never a 5xx for it: when the cache fails (or is slower than its timeout, or failed
+moments ago: ``models.cache``), answers are computed uncached, the cache asked once; when the
 online store is slower than ``deadline_seconds`` or fails, the answer is the last popular list
 the worker read (filters applied), not cached. Either way the answer says ``degraded: true`` and
 why (``degraded_reasons``).
@@ -44,7 +45,7 @@ from feature_store.definitions import FEATURES
 from feature_store.features import Popular, user_key
 from feature_store.online import FeatureStore
 from feature_store.transforms import trending_score
-from models.cache import CacheError, Lookup, RecommendationCache
+from models.cache import CacheError, CacheUnavailable, Lookup, RecommendationCache
 from models.filters import Filters
 from models.hit_path import (
     DEFAULT_K,
@@ -53,6 +54,7 @@ from models.hit_path import (
     Asked,
     CachedAnswers,
     answer_body,
+    looked_up,
     variant,
 )
 from models.ingest import IngestConfig, ingest_router
@@ -204,22 +206,24 @@ def create_app(
             frozenset(exclude_genres),
         )
         name = variant(k, filters, recommender.model_version)
-        reasons: list[str] = []
         # the hit path answers what it reads itself: this is a request it left to the route
-        lookup = await _cache_get(cache, user_id, name, metrics)
+        lookup = await looked_up(cache, user_id, name)
+        outcome = "error" if lookup is None else "miss" if lookup.recs is None else "hit"
+        metrics.cache.labels(outcome).inc()
+        if lookup is not None and lookup.recs is not None:
+            return _answer(user_id, k, lookup.recs, cached=True, reasons=[])
+        body = await computed(Asked(user_id, k, filters), name, lookup)
+        return Response(body, media_type="application/json")
+
+    async def computed(asked: Asked, name: str, lookup: Lookup | None) -> bytes:
+        """The answer computed from the features (the cache missed; ``lookup`` is None when it
+        failed), cached when it came from them, as JSON; degraded, never an error, when the
+        cache failed or the store is slow or failing."""
+        user_id, k, filters = asked
+        reasons: list[str] = []
         if lookup is None:
             reasons.append("cache unavailable: computed without it")
             metrics.degraded.labels("cache_unavailable").inc()
-        elif lookup.recs is not None:
-            return _answer(user_id, k, lookup.recs, cached=True, reasons=[])
-        body = await computed(Asked(user_id, k, filters), name, lookup, reasons)
-        return Response(body, media_type="application/json")
-
-    async def computed(asked: Asked, name: str, lookup: Lookup | None, reasons: list[str]) -> bytes:
-        """The answer computed from the features (the cache missed; ``lookup`` is None when it
-        failed), cached when it came from them, as JSON; degraded, never an error, when the
-        store is slow or failing."""
-        user_id, k, filters = asked
         try:
             recs: list[Recommendation] = await deadline(recommender.recommend(user_id, k, filters))
         except TimeoutError:
@@ -243,7 +247,7 @@ def create_app(
         cache=cache,
         model_version=lambda: recommender.model_version,
         metrics=metrics,
-        compute=lambda asked, name, lookup: computed(asked, name, lookup, []),
+        compute=computed,
     )
 
     async def global_row() -> tuple[Popular, list[str]]:
@@ -320,19 +324,6 @@ def _answer(
     return Response(body, media_type="application/json")
 
 
-async def _cache_get(
-    cache: RecommendationCache, user_id: str, variant: str, metrics: WorkerMetrics
-) -> Lookup | None:
-    try:
-        lookup = await cache.get(user_id, variant)
-    except CacheError:
-        log.warning("recommendation cache read failed; computing", exc_info=True)
-        metrics.cache.labels("error").inc()
-        return None
-    metrics.cache.labels("miss" if lookup.recs is None else "hit").inc()
-    return lookup
-
-
 async def _cache_set(
     cache: RecommendationCache,
     user_id: str,
@@ -343,6 +334,8 @@ async def _cache_set(
 ) -> None:
     try:
         await cache.set(user_id, variant, recs, ttl_seconds, lookup.generation)
+    except CacheUnavailable:
+        pass  # failed moments ago, reported then
     except CacheError:
         log.warning("recommendation cache write failed; answer not cached", exc_info=True)
 

@@ -195,6 +195,8 @@ async def recommender_app(
         settings.redis_url,
         prefix=settings.cache_prefix,
         near_entries=settings.near_cache_entries,
+        timeout_seconds=settings.cache_timeout_seconds,
+        retry_after_seconds=settings.cache_retry_after_seconds,
     )
     publisher, ingest = None, None
     if settings.ingest_keys:

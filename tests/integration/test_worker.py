@@ -137,9 +137,13 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 
 
 class BrokenCache:
-    """A cache whose backend is down."""
+    """A cache whose backend is down; ``gets`` counts the lookups tried."""
+
+    def __init__(self) -> None:
+        self.gets = 0
 
     async def get(self, user_id: str, variant: str | int) -> Lookup:
+        self.gets += 1
         raise CacheError("down")
 
     async def set(self, user_id: str, variant: str | int, recs: Any, ttl: float, g: int) -> None:
@@ -152,14 +156,22 @@ class BrokenCache:
         """Nothing to release."""
 
 
-async def test_a_failing_cache_degrades_to_uncached_answers(store: OnlineStore) -> None:
-    app = create_app(Recommender(store), BrokenCache(), ttl_seconds=60, deadline_seconds=DEADLINE)
+@pytest.mark.parametrize("params", [{"k": 3}, {"k": 3, "unknown": "x"}])
+async def test_a_failing_cache_degrades_to_uncached_answers_asking_it_once(
+    store: OnlineStore, params: dict[str, Any]
+) -> None:
+    cache = BrokenCache()
+    app = create_app(Recommender(store), cache, ttl_seconds=60, deadline_seconds=DEADLINE)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
-        for _ in range(2):
-            body = (await http.get("/recommendations/u1", params={"k": 3})).json()
+        for asked in range(1, 3):  # the hit path's requests, and one it leaves to the route
+            body = (await http.get("/recommendations/u1", params=params)).json()
             assert body["cached"] is False
+            assert body["degraded_reasons"] == ["cache unavailable: computed without it"]
             assert [r["item_id"] for r in body["recommendations"]] == ["c", "d", "e"]
+            assert cache.gets == asked  # not read again by the route after the hit path failed
+        metrics = (await http.get("/metrics")).text
+    assert 'streamrec_cache_lookups_total{result="error"} 2.0' in metrics
 
 
 async def test_running_serves_over_tcp_on_127_0_0_1_and_stops(app: FastAPI) -> None:
@@ -362,6 +374,32 @@ async def test_with_redis_stopped_requests_succeed_and_say_so(store: OnlineStore
     assert body["degraded"] is True
     assert body["degraded_reasons"] == ["cache unavailable: computed without it"]
     assert [r["item_id"] for r in body["recommendations"]] == ["c", "d", "e"]
+
+
+async def test_with_redis_paused_one_request_waits_its_timeout_and_the_next_do_not(
+    store: OnlineStore,
+) -> None:
+    timeout = 1.0
+    with redis_server() as server:
+        cache = RedisCache(server.url, prefix=unique_prefix("recs"), timeout_seconds=timeout)
+        app = create_app(Recommender(store), cache, ttl_seconds=60, deadline_seconds=DEADLINE)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:
+            await http.get("/recommendations/u1", params={"k": 3})  # cached now
+            server.pause()  # as a hung or partitioned Redis: nothing comes back
+            try:
+                started = time.monotonic()
+                answers = [await http.get("/recommendations/u1", params={"k": 3}) for _ in range(5)]
+                elapsed = time.monotonic() - started
+            finally:
+                server.resume()
+        await cache.close()
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.json()["degraded_reasons"] == ["cache unavailable: computed without it"]
+    # the first waited out the timeout; the rest were computed without trying Redis (each
+    # waiting it out too would take 5 s; redis-py's own default, 5 s each, 25 s)
+    assert timeout <= elapsed < 4 * timeout
 
 
 async def test_popular_lists_the_most_interacted_items(client: httpx.AsyncClient) -> None:
