@@ -29,7 +29,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -235,7 +234,7 @@ def create_app(
             recs = recommender.fallback(k, filters)
             reasons.append(f"features unavailable ({type(exc).__name__}): popular items")
             metrics.degraded.labels("features_error").inc()
-        payload = [asdict(r) for r in recs]
+        payload = [r.as_dict() for r in recs]
         if lookup is not None and not reasons:  # computed from the features: worth caching
             await _cache_set(cache, user_id, name, payload, ttl_seconds, lookup)
         return answer_body(user_id, k, payload, cached=False, reasons=reasons)

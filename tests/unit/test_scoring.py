@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -254,3 +256,8 @@ def test_cold_recent_items_get_content_neighbours_and_warm_ones_do_not() -> None
     assert "like-warm" not in reasons  # co-visits describe it: content is not needed
     assert "k" not in reasons  # the batch model knows it
     assert reasons["n"] == "similar to known"
+
+
+def test_a_recommendation_as_a_dict_holds_every_field() -> None:
+    rec = Recommendation("i1", 0.5, "seen with i0")
+    assert rec.as_dict() == dataclasses.asdict(rec)
