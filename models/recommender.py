@@ -41,6 +41,7 @@ from feature_store.transforms import TRENDING_STEP_MS, trending_score
 from models.batching import Batcher
 from models.catalog import ItemCatalog
 from models.filters import Filters
+from models.genre_index import genre_index
 from models.item_rows import ItemRows
 from models.numbered import ITEM_NUMBERS, Entries, Floats, Numbers, numbered, with_numbered_covis
 
@@ -311,12 +312,14 @@ def _blend(
     union, where = _distinct(np.concatenate([n for _, _, n, _ in parts]))
     size = len(union)
     allowed = np.ones(size, bool)
-    if excluded:  # numbered after the sources: a candidate new to the process has one now
-        at, found = _positions(union, ITEM_NUMBERS.known(excluded))
-        allowed[at[found]] = False
-    if filters.narrows:  # no call per candidate without a filter
-        ids = map(ITEM_NUMBERS.id_of, union.tolist())
-        allowed &= np.fromiter((filters.allows(i, catalog) for i in ids), bool, size)
+    # numbered after the sources: a candidate new to the process has one now
+    for ids in (excluded, filters.exclude_items):
+        if ids:
+            at, found = _positions(union, ITEM_NUMBERS.known(ids))
+            allowed[at[found]] = False
+    if filters.include_genres or filters.exclude_genres:
+        index = genre_index(catalog)
+        allowed &= index.allows(union, filters.include_genres, filters.exclude_genres)
     blended = np.zeros(size)
     best = np.full(size, -np.inf)
     strongest = np.zeros(size, np.intp)

@@ -104,7 +104,8 @@ STRENGTH = st.one_of(st.integers(0, 9), st.floats(0.001, 50.0))
     seen=st.lists(ITEM, max_size=6, unique=True),
     exclude=st.frozensets(ITEM, max_size=4),
     exclude_seen=st.booleans(),
-    include_genres=st.frozensets(st.sampled_from(["A", "B"]), max_size=1),
+    include_genres=st.frozensets(st.sampled_from(["A", "B", "C"]), max_size=2),
+    exclude_genres=st.frozensets(st.sampled_from(["A", "B", "C"]), max_size=1),
     weights=st.tuples(st.sampled_from([0.0, 0.3, 1.0]), st.sampled_from([0.0, 0.5, 1.0])),
     k=st.integers(1, 12),
     read=st.booleans(),
@@ -117,6 +118,7 @@ def test_rank_gives_the_plain_loops_answers(
     exclude: frozenset[str],
     exclude_seen: bool,
     include_genres: frozenset[str],
+    exclude_genres: frozenset[str],
     weights: tuple[float, float],
     k: int,
     read: bool,
@@ -130,8 +132,10 @@ def test_rank_gives_the_plain_loops_answers(
     if read:  # as the worker reads them: co-visits numbered with the row
         items = [with_numbered_covis(f) for f in items]
     popular = Popular(tuple((f"i{n}", 100 - n) for n in range(0, 30, 3)))
-    catalog = ItemCatalog({f"i{n}": frozenset("A" if n % 2 else "B") for n in range(30)})
-    filters = Filters(exclude_seen, exclude, include_genres)
+    # no genres, one, two; i25 and above unknown to the catalog
+    genres = {f"i{n}": frozenset("AB"[: n % 3]) | frozenset("C" * (n % 2)) for n in range(25)}
+    catalog = ItemCatalog(genres)
+    filters = Filters(exclude_seen, exclude, include_genres, exclude_genres)
     blend = Blend(covisit=weights[0], neighbours=weights[1], trending=0.0, content=0.0)
     got = rank(
         user, items, popular, k, filters=filters, catalog=catalog, neighbours=model, blend=blend

@@ -1,0 +1,87 @@
+"""Genre filters over item numbers: one array lookup a request instead of a call a candidate.
+
+A catalog's items carry few distinct genre sets (MovieLens: 9,738 items, 20 genres, under a
+thousand sets). ``GenreIndex`` maps each item number to its set (0: no genres, as for an item the
+catalog does not know); which sets a genre filter lets through is worked out once per filter (a
+loop over the sets, the last ``FILTERS_KEPT`` filters kept), and a request's candidates then pass
+or not in one numpy lookup. Memory: four bytes an item number.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from models.catalog import ItemCatalog
+from models.numbered import ITEM_NUMBERS, Numbers
+
+FILTERS_KEPT = 256
+
+Passing = npt.NDArray[np.bool_]
+
+
+class GenreIndex:
+    """Which item numbers of ``catalog`` a genre filter lets through (see module)."""
+
+    def __init__(self, catalog: ItemCatalog) -> None:
+        ids = list(catalog.genres)
+        numbers = ITEM_NUMBERS.numbers(ids)  # every catalog item has a number below len() now
+        indices: dict[frozenset[str], int] = {frozenset(): 0}
+        of = [indices.setdefault(catalog.genres[i], len(indices)) for i in ids]
+        self._set_of = np.zeros(int(numbers.max(initial=-1)) + 1, np.int32)
+        self._set_of[numbers] = of
+        self._sets = list(indices)
+        self._passing: OrderedDict[tuple[frozenset[str], frozenset[str]], Passing] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allows(self, numbers: Numbers, include: frozenset[str], exclude: frozenset[str]) -> Passing:
+        """For each of ``numbers``, whether its item has one of ``include`` (when given) and
+        none of ``exclude``, as ``models.filters.Filters.allows`` decides."""
+        passing = self._passing_sets(include, exclude)
+        inside = numbers < len(self._set_of)  # numbered after the index: not in the catalog
+        sets = np.zeros(len(numbers), np.int32)
+        sets[inside] = self._set_of[numbers[inside]]
+        return passing[sets]
+
+    def _passing_sets(self, include: frozenset[str], exclude: frozenset[str]) -> Passing:
+        key = (include, exclude)
+        with self._lock:
+            passing = self._passing.get(key)
+            if passing is not None:
+                self._passing.move_to_end(key)
+                return passing
+        passing = np.array(
+            [(not include or bool(s & include)) and not s & exclude for s in self._sets], bool
+        )
+        with self._lock:
+            self._passing[key] = passing
+            while len(self._passing) > FILTERS_KEPT:
+                self._passing.popitem(last=False)
+        return passing
+
+
+class _Indices:
+    """The index of each of the last ``size`` catalogs asked, by identity (each one held, so
+    that its identity is not reused): a catalog lives as long as the model it came with."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._kept: OrderedDict[int, tuple[ItemCatalog, GenreIndex]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, catalog: ItemCatalog) -> GenreIndex:
+        kept = self._kept.get(id(catalog))
+        if kept is not None and kept[0] is catalog:
+            return kept[1]
+        index = GenreIndex(catalog)
+        with self._lock:
+            self._kept[id(catalog)] = (catalog, index)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return index
+
+
+genre_index = _Indices()
