@@ -21,10 +21,21 @@ async def gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list
     return [task.result() for task in tasks]
 
 
+# how long a cancelled task is given before it is cancelled again
+RECANCEL_SECONDS = 0.1
+
+
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait until it has finished (its error, if any, stays in it)."""
-    task.cancel()
-    await asyncio.wait([task])
+    """Cancel ``task`` and wait until it has finished (its error, if any, stays in it).
+
+    Cancelled again every ``RECANCEL_SECONDS`` while it runs: on Python 3.11 one cancel can be
+    lost, as ``asyncio.wait_for`` (which redis-py and others use inside) swallows a cancel that
+    lands as its inner wait ends (cpython#86296, fixed in 3.12 by building it on
+    ``asyncio.timeout``); the task then goes on, and a single cancel waits for it forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=RECANCEL_SECONDS)
 
 
 async def wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:

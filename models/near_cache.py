@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from feature_store.invalidation import invalidations_channel
+from infra.tasks import cancel_and_wait
 from models.cache import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_RETRY_AFTER_SECONDS,
@@ -153,9 +154,7 @@ class NearCache(RedisCache):
     async def close(self) -> None:
         """Stop listening, forget the near entries, close the connections."""
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)  # one cancel can be lost (Python 3.11)
             self._listener = None
         self._reset()
         await self._subscriber.aclose()

@@ -12,7 +12,7 @@ import redis
 
 from feature_store.invalidation import RedisInvalidator
 from feature_store.memory import InMemoryOnlineStore
-from infra.local_redis import delete_prefix, unique_prefix
+from infra.local_redis import delete_prefix, redis_server, unique_prefix
 from models.cache import CacheError
 from models.near_cache import NearCache
 from models.recommender import Recommender
@@ -154,3 +154,21 @@ async def test_the_worker_answers_repeated_hits_from_memory(cache: NearCache) ->
     assert cache.near_hits == hits + 1
     assert cached.headers["x-request-id"]
     assert cached.json() == {**computed, "cached": True}
+
+
+@pytest.mark.parametrize("lookups", [1, 2, 3])
+async def test_closing_right_after_the_first_lookups_stops_the_listener(lookups: int) -> None:
+    # closed while its listener subscribes: a cancel landing as redis-py's send ends was lost
+    # (Python 3.11's wait_for) and close waited for the listener forever (a fresh server's
+    # first connections, as here, hit that every time)
+    with redis_server() as server:
+        for _ in range(3):
+            cache = NearCache(server.url, prefix=unique_prefix("recs"))
+            for _ in range(lookups):
+                await cache.get("u1", 10)
+            listener = cache._listener
+            assert listener is not None
+            closing = asyncio.ensure_future(cache.close())
+            await asyncio.wait([closing], timeout=DEADLINE_SECONDS)  # not asyncio.timeout:
+            assert closing.done(), "close did not stop the listener"  # close swallowed it
+            assert listener.done()
