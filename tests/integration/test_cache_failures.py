@@ -10,20 +10,11 @@ import pytest
 
 from infra.local_redis import redis_server, unique_prefix
 from models.cache import CacheError, CacheUnavailable, RedisCache
+from tests.contract.test_cache_contract import FakeClock
 
 TIMEOUT = 0.2
 RETRY_AFTER = 30.0
 RECS = [{"item_id": "i1", "score": 1.0, "reason": "popular"}]
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_paused_redis_costs_one_timeout_then_is_left_alone_for_a_while() -> None:
@@ -48,12 +39,12 @@ async def test_a_paused_redis_costs_one_timeout_then_is_left_alone_for_a_while()
                 await cache.get("u1", 10)
             with pytest.raises(CacheUnavailable):
                 await cache.set("u1", 10, RECS, 60, 0)
-            clock.now += RETRY_AFTER  # time to try again, and Redis is still paused
+            clock.advance(RETRY_AFTER)  # time to try again, and Redis is still paused
             with pytest.raises(CacheError) as again:
                 await cache.get("u1", 10)
             assert not isinstance(again.value, CacheUnavailable)
             server.resume()
-            clock.now += RETRY_AFTER
+            clock.advance(RETRY_AFTER)
             assert (await cache.get("u1", 10)).recs == RECS  # nothing was lost meanwhile
         finally:
             server.resume()
