@@ -1,6 +1,7 @@
 """A Redis that stops answering: each call gives up after the cache's timeout, and for a while
 after a failure the cache is not tried at all (a real redis-server, paused with SIGSTOP).
-``NearCache`` shares this code (it is a ``RedisCache``); the worker's side is in test_worker.py."""
+``NearCache`` shares this code (it is a ``RedisCache``) and keeps answering what it holds; the
+worker's side is in test_worker.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from infra.local_redis import redis_server, unique_prefix
 from models.cache import CacheError, CacheUnavailable, RedisCache
-from tests.contract.test_cache_contract import FakeClock
+from models.near_cache import NearCache
+from tests.contract.test_cache_contract import FakeClock, live, put
 
 TIMEOUT = 0.2
 RETRY_AFTER = 30.0
@@ -73,3 +75,24 @@ def test_limits_are_checked(timeout: float, retry_after: float, named: str) -> N
         RedisCache(
             "redis://127.0.0.1:1/0", timeout_seconds=timeout, retry_after_seconds=retry_after
         )
+
+
+async def test_with_redis_paused_the_near_copies_still_answer() -> None:
+    # nothing can change a user's generation while Redis is paused: what the worker holds near
+    # is as fresh as it was (and lives at most its max age); the rest fails within the timeout
+    with redis_server() as server:
+        cache = await live(
+            NearCache(server.url, prefix=unique_prefix("recs"), timeout_seconds=TIMEOUT)
+        )
+        try:
+            await put(cache, "u1", 10, RECS, 60)
+            server.pause()
+            hits = cache.near_hits
+            assert (await cache.get("u1", 10)).recs == RECS
+            assert cache.near_hits == hits + 1
+            with pytest.raises(CacheError):
+                await cache.get("u2", 10)
+            assert (await cache.get("u1", 10)).recs == RECS  # not held up by the failure
+        finally:
+            server.resume()
+            await cache.close()
