@@ -170,6 +170,22 @@ class LeaseTable:
             )
             lease.checkpoint = sequence_number
 
+    async def delete(self, lease: Lease) -> bool:
+        """Delete the lease of a shard that no longer exists, unless it changed since ``lease``
+        was read (its counter moved: a worker holds it). False when it had."""
+        try:
+            await self._client.delete_item(
+                TableName=self._table,
+                Key=checkpoint_key(self._app, lease.shard_id),
+                ConditionExpression="lease_counter = :counter",
+                ExpressionAttributeValues={":counter": _n(lease.counter)},
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False
+            raise translate("DeleteItem", exc) from exc
+        return True
+
     async def _held_write(self, lease: Lease, expression: str, values: dict[str, Any]) -> None:
         if lease.lost:
             raise LeaseLost(f"lease of {lease.shard_id} was lost")

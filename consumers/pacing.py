@@ -8,6 +8,10 @@ import random
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from infra.errors import error_code, translate
+
 
 async def list_shards(kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
     """Every shard of the stream, closed ones still in retention included (ListShards pages)."""
@@ -19,6 +23,20 @@ async def list_shards(kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
         if not response.get("NextToken"):
             return shards
         kwargs = {"NextToken": response["NextToken"]}
+
+
+async def shard_exists(kinesis: Any, stream_name: str, shard_id: str) -> bool:
+    """Whether the stream still has ``shard_id`` (GetShardIterator at its trim horizon answers
+    ResourceNotFoundException once the shard aged out of the stream's retention)."""
+    try:
+        await kinesis.get_shard_iterator(
+            StreamName=stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise translate("GetShardIterator", exc) from exc
+    return True
 
 
 def backoff(base: float, cap: float, attempt: int) -> float:

@@ -1,9 +1,10 @@
 """The embedded runner: reads the shards it leases with aiobotocore in one asyncio process.
 
 Each round (every ``lease_renewal_interval``) it renews its leases, lists the shards when due
-(every ``shard_sync_interval``, and at once after a shard ended) creating a lease per new shard,
-takes free and expired leases up to its fair share (``consumers.balancing``), starts a
-``ShardReader`` per new lease, restarts shards the watchdog finds stuck, and logs the lag.
+(every ``shard_sync_interval``, and at once after a shard ended) creating a lease per new shard
+and deleting those of shards that aged out of the stream, takes free and expired leases up to
+its fair share (``consumers.balancing``), starts a ``ShardReader`` per new lease, restarts
+shards the watchdog finds stuck, and logs the lag.
 Runners of one application name in other processes or hosts split the shards between them; a
 dead runner's leases are taken over once their counters stood still for ``failover_time``. A
 child shard is read only after all its parents reached SHARD_END, so each user's events are
@@ -30,7 +31,7 @@ from consumers.dead_letter import DeadLetterSink
 from consumers.decoding import decode
 from consumers.leases import Lease, LeaseLost, LeaseTable, ShardReport
 from consumers.options import LeaseOptions, ReadOptions
-from consumers.pacing import list_shards
+from consumers.pacing import list_shards, shard_exists
 from consumers.processor import RecordProcessor
 from consumers.reader import ShardReader
 from consumers.stats import RunnerStats, ShardProgress
@@ -136,7 +137,8 @@ class EmbeddedRunner:
             await wait_any([stop, state.wake], self._renewal)
 
     async def _sync_shards(self) -> None:
-        """Create a lease for every shard of the stream not seen before (idempotent)."""
+        """Create a lease for every shard of the stream not seen before (idempotent), and
+        delete the leases of shards the stream no longer has."""
         shards = await list_shards(self._kinesis, self._stream)
         new = [shard for shard in shards if shard["ShardId"] not in self.stats.shards]
         await gather_or_cancel(
@@ -144,6 +146,30 @@ class EmbeddedRunner:
         )
         for shard in new:
             self.stats.shards[shard["ShardId"]] = ShardProgress()
+        listed = {shard["ShardId"] for shard in shards}
+        for lease in await self._leases.scan():
+            if lease.shard_id not in listed:
+                await self._forget_if_gone(lease)
+
+    async def _forget_if_gone(self, lease: Lease) -> None:
+        """Delete the lease of a shard that aged out of the stream (past its retention), as the
+        KCL does: nothing can read it again, and every reshard would otherwise leave rows for
+        each scan to read forever. Its children count it as ended (``parents_done``). Checked
+        with the shard itself, not only the listing; a lease a worker holds is left alone."""
+        if await shard_exists(self._kinesis, self._stream, lease.shard_id):
+            return
+        if not await self._leases.delete(lease):
+            return
+        self.stats.shards.pop(lease.shard_id, None)
+        if lease.ended:
+            log.info("shard %s aged out of the stream: its lease deleted", lease.shard_id)
+        else:
+            log.warning(
+                "shard %s aged out of the stream before it was read to its end (checkpoint %s): "
+                "its records after that expired unread; its lease deleted",
+                lease.shard_id,
+                lease.checkpoint,
+            )
 
     async def _renew(self) -> None:
         """Renew every held lease, concurrently: a slow call must not make the others late."""

@@ -59,3 +59,20 @@ async def test_ensure_keeps_an_existing_checkpoint_and_lease(applied: Settings) 
         (row,) = await table.scan()
         assert (row.owner, row.checkpoint, row.parents) == ("a", "77", ("shardId-p",))
         assert row.counter == held.counter
+
+
+async def test_a_lease_is_deleted_only_as_it_was_read(applied: Settings) -> None:
+    async with async_client("dynamodb", applied) as dynamodb:
+        a, b = (
+            LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, worker)
+            for worker in ("a", "b")
+        )
+        await a.ensure(SHARD, parents=[])
+        (seen,) = await a.scan()
+        held = await b.take(seen)  # the counter moved since a read it
+        assert held is not None
+        assert not await a.delete(seen)
+        assert [lease.owner for lease in await a.scan()] == ["b"]
+        (now,) = await a.scan()
+        assert await a.delete(now)
+        assert await a.scan() == []

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from consumers.checkpoints import DynamoCheckpointer
+from consumers.checkpoints import SHARD_END, DynamoCheckpointer
+from consumers.leases import LeaseTable
 from consumers.processor import Batch
 from infra.clients import client
 from infra.settings import Settings
@@ -79,3 +80,25 @@ async def test_a_batch_that_fails_twice_is_retried_from_the_checkpoint_and_appli
         totals = Counter(e.item_id for e in events)
         stored = await p.online.items(sorted(totals))
         assert {f.item_id: f.total for f in stored if f} == dict(totals)
+
+
+async def test_the_leases_of_shards_gone_from_the_stream_are_deleted(applied: Settings) -> None:
+    # as after the stream's retention passed a reshard's closed parents: one read to its end,
+    # one not; the stream's own shards keep theirs
+    gone_ended, gone_unread = "shardId-000000000098", "shardId-000000000099"
+    async with pipeline(applied) as p:
+        leases = LeaseTable(p.clients.dynamodb, applied.checkpoints_table, applied.app_name, "x")
+        checkpoints = DynamoCheckpointer(
+            p.clients.dynamodb, applied.checkpoints_table, applied.app_name
+        )
+        await checkpoints.set(gone_ended, SHARD_END)
+        await checkpoints.set(
+            gone_unread, "49590338271490256608559692538361571095921575989136588898"
+        )
+        for shard in (gone_ended, gone_unread):
+            await leases.ensure(shard, parents=[])
+        await p.runner.run(until_caught_up=True)
+        left = {lease.shard_id for lease in await leases.scan()}
+    assert left == set(p.runner.stats.shards)
+    assert gone_ended not in left and gone_unread not in left
+    assert left  # the stream's shards
