@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from feature_store.invalidation import GENERATION_TTL_SECONDS, bump_generations, generation_key
@@ -189,9 +190,10 @@ class RedisCache:
     ``feature_store.invalidation.RedisInvalidator``, or by ``invalidate``). ``get`` reads both in
     one MGET and ignores an entry of another generation.
 
-    Each call gives up after ``timeout_seconds`` (connecting included); a pooled connection
-    found closed is dialled again once, at once (redis-py's default retries ten times with
-    backoff, seconds inside a request). After a failure, calls raise ``CacheUnavailable``
+    Each call gives up after ``timeout_seconds`` without an answer (connecting, sending and
+    reading each get that long); a pooled connection found closed is dialled again once, at
+    once, and a call that timed out is not tried again (redis-py's default retries ten times
+    with backoff, seconds inside a request). After a failure, calls raise ``CacheUnavailable``
     without trying for ``retry_after_seconds`` (0: always try), on ``clock``.
     """
 
@@ -212,7 +214,8 @@ class RedisCache:
             decode_responses=True,
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 1),
+            # a connection Redis closed is dialled again at once; a timeout is not waited twice
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self._prefix = prefix
         self._retry_after = retry_after_seconds

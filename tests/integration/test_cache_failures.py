@@ -14,7 +14,7 @@ from models.cache import CacheError, CacheUnavailable, RedisCache
 from models.near_cache import NearCache
 from tests.contract.test_cache_contract import FakeClock, live, put
 
-TIMEOUT = 0.2
+TIMEOUT = 0.5
 RETRY_AFTER = 30.0
 RECS = [{"item_id": "i1", "score": 1.0, "reason": "popular"}]
 
@@ -36,7 +36,8 @@ async def test_a_paused_redis_costs_one_timeout_then_is_left_alone_for_a_while()
             with pytest.raises(CacheError, match="GET failed") as failed:
                 await cache.get("u2", 10)
             assert not isinstance(failed.value, CacheUnavailable)
-            assert time.monotonic() - started < TIMEOUT + 2.0  # redis-py's default: 5 s
+            # waited once, not retried (nor redis-py's default: 5 s, retried)
+            assert TIMEOUT <= time.monotonic() - started < 1.8 * TIMEOUT
             with pytest.raises(CacheUnavailable, match="not tried"):
                 await cache.get("u1", 10)
             with pytest.raises(CacheUnavailable):
