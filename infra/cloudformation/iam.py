@@ -3,8 +3,9 @@
 The actions below are the ones streamrec's code calls (``grep`` the clients' methods: the
 consumers' runner, leases, checkpoints, feature store and lander; the worker's recommender and
 ingest producer). ``*`` is used only for an action that takes no resource
-(``ecr:GetAuthorizationToken``); tests/unit/test_cloudformation.py checks every policy of every
-rendered template for it.
+(``ecr:GetAuthorizationToken``, and the EC2 Describe calls Lambda makes to attach the consumer
+function to the VPC); tests/unit/test_cloudformation.py checks every policy of every rendered
+template for it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ TRUST_CONDITIONS: dict[str, Json] = {
     "firehose.amazonaws.com": {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}},
 }
 KINESIS_READ = ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"]
+# what Lambda does with a VPC function's role to give it network interfaces in the subnets (the
+# actions of the managed AWSLambdaVPCAccessExecutionRole, each on the resources it takes)
+VPC_DESCRIBE = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+VPC_INTERFACES = [
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
 
 
@@ -105,9 +114,14 @@ def consumer_statements(res: Resources) -> list[Json]:
 def lambda_statements(res: Resources, log_group: str) -> list[Json]:
     """The Lambda consumer: the event source mapping reads the stream with this role."""
     mapping = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", *KINESIS_READ]
+    interfaces = arn("ec2", "network-interface/*")
+    placed = [interfaces, arn("ec2", "subnet/*"), arn("ec2", "security-group/*")]
     return [
         allow(mapping, [att(STREAM, "Arn")]),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], [att(log_group, "Arn")]),
+        allow(["ec2:CreateNetworkInterface"], placed),
+        allow(VPC_INTERFACES, [interfaces]),
+        allow(VPC_DESCRIBE, ["*"]),  # Describe calls take no resource
         *lander_statements(res),
     ]
 

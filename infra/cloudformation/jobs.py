@@ -5,6 +5,7 @@ from __future__ import annotations
 from infra.cloudformation import iam
 from infra.cloudformation.compute import LANDER, settings_environment
 from infra.cloudformation.intrinsics import Json, att, ref, resource, tags
+from infra.cloudformation.network import REDIS_URL
 from infra.environments import Environment
 from infra.resources import Resources
 from infra.settings import Settings
@@ -17,7 +18,9 @@ def lambda_resources(settings: Settings, res: Resources, env: Environment) -> di
     """The Lambda function behind a Kinesis event source mapping, instead of ECS consumers.
 
     The code is a zip of streamrec and its dependencies at ``LambdaCodeBucket``/``LambdaCodeKey``
-    (building it is not part of the template)."""
+    (building it is not part of the template). The function runs in the private subnets, so it
+    reaches Redis; like the tasks there, it reaches DynamoDB, S3 and Glue through their route to
+    the AWS APIs."""
     on = {"Condition": "UseLambdaConsumers"}
     role = iam.role(
         "lambda.amazonaws.com",
@@ -36,7 +39,14 @@ def lambda_resources(settings: Settings, res: Resources, env: Environment) -> di
             "MemorySize": 1024,
             "Timeout": 300,
             "Environment": {
-                "Variables": settings_environment(settings) | {"STREAMREC_LANDER": LANDER}
+                "Variables": settings_environment(settings)
+                | {"STREAMREC_LANDER": LANDER, "STREAMREC_REDIS_URL": REDIS_URL}
+            },
+            # in the consumers' subnets and group, which Redis lets in: the processor bumps the
+            # generations of the users it wrote (cache invalidation), as the ECS consumers do
+            "VpcConfig": {
+                "SubnetIds": ref("PrivateSubnetIds"),
+                "SecurityGroupIds": [att("ConsumerSecurityGroup", "GroupId")],
             },
             "LoggingConfig": {"LogGroup": ref("ConsumerFunctionLogGroup")},
             "Tags": tags("lambda-consumer", env.name),

@@ -23,7 +23,11 @@ from streamrec.cli import main
 
 ENVS = list(ENVIRONMENTS)
 # Actions IAM defines without any resource type: a policy can only grant them on "*".
-STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken"}
+STAR_RESOURCE_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+}
 # cfn-lint resolves a parameter's default: LambdaCodeBucket's is "" (only ConsumerRuntime=lambda
 # needs it, and the template's rule LambdaNeedsCode asserts it is then set)
 ACCEPTED_WARNINGS = {("W1030", "Resources/ConsumerFunction/Properties/Code/S3Bucket/Ref")}
@@ -296,6 +300,19 @@ def test_redis_takes_only_the_worker_and_the_consumers_and_metrics_stay_inside()
         if any(v["Name"] == "STREAMREC_REDIS_URL" for v in c["Environment"])
     }
     assert redis_users == {"consumer", "worker"}
+    # the Lambda consumer too: in the consumers' group and subnets, with their Redis URL
+    consumer = next(c for c in _containers("prod") if c["Name"] == "consumer")
+    url = next(v["Value"] for v in consumer["Environment"] if v["Name"] == "STREAMREC_REDIS_URL")
+    function = _props("prod", "ConsumerFunction")
+    assert function["Environment"]["Variables"]["STREAMREC_REDIS_URL"] == url
+    assert function["VpcConfig"] == {
+        "SubnetIds": {"Ref": "PrivateSubnetIds"},
+        "SecurityGroupIds": [{"Fn::GetAtt": ["ConsumerSecurityGroup", "GroupId"]}],
+    }
+    granted = {
+        a for n, s in _statements("prod") if n == "ConsumerFunctionRole" for a in s["Action"]
+    }
+    assert {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"} <= granted
     assert _props("prod", "Cache")["TransitEncryptionEnabled"] is True
     hidden = _props("prod", "HideMetricsRule")
     assert hidden["Conditions"][0]["Values"][0] == "/metrics"
