@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.catalog import ItemCatalog
-from models.numbered import ITEM_NUMBERS, Numbers
+from models.numbered import ITEM_NUMBERS, IdentityMemo, Numbers
 
 FILTERS_KEPT = 256
 
@@ -63,25 +63,5 @@ class GenreIndex:
         return passing
 
 
-class _Indices:
-    """The index of each of the last ``size`` catalogs asked, by identity (each one held, so
-    that its identity is not reused): a catalog lives as long as the model it came with."""
-
-    def __init__(self, size: int = 4) -> None:
-        self._size = size
-        self._kept: OrderedDict[int, tuple[ItemCatalog, GenreIndex]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, catalog: ItemCatalog) -> GenreIndex:
-        kept = self._kept.get(id(catalog))
-        if kept is not None and kept[0] is catalog:
-            return kept[1]
-        index = GenreIndex(catalog)
-        with self._lock:
-            self._kept[id(catalog)] = (catalog, index)
-            while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
-        return index
-
-
-genre_index = _Indices()
+# a catalog lives as long as the model it came with: a few are kept
+genre_index: IdentityMemo[ItemCatalog, GenreIndex] = IdentityMemo(GenreIndex, 4)

@@ -20,9 +20,10 @@ about 100 MB); ``numbered`` holds at most ``NUMBERED_LISTS`` lists and their arr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from itertools import islice
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,8 @@ from feature_store.features import ItemFeatures
 Entries = Mapping[str, float] | Sequence[tuple[str, float]]
 Numbers = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+T = TypeVar("T")
+R = TypeVar("R")
 
 NUMBERED_LISTS = 20_000  # lists kept numbered by identity (a model's lists, in the worker)
 
@@ -104,31 +107,37 @@ def _arrays(entries: Entries) -> tuple[Numbers, Floats]:
     return numbers, np.array([s for _, s in positive], dtype=np.float64)
 
 
-class _Numbered:
-    """The arrays of the lists numbered last, by the lists' identity (each list held, so that
-    its identity is not reused); past ``size`` lists the older half is dropped (numbered again
-    if asked again: a plain dict, looked up in C, and no bookkeeping per look-up)."""
+class IdentityMemo(Generic[T, R]):
+    """``make(obj)`` for the last ``size`` objects asked, kept by their identity (each object
+    held, so that its identity is not reused); past ``size`` the older half is dropped (made
+    again if asked again: a plain dict, looked up in C, and no bookkeeping per look-up). The
+    objects must not change once asked for."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, make: Callable[[T], R], size: int) -> None:
+        self._make = make
         self._size = size
-        self._kept: dict[int, tuple[Entries, Numbers, Floats]] = {}
+        self._kept: dict[int, tuple[T, R]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, entries: Entries) -> tuple[Numbers, Floats]:
-        if isinstance(entries, NumberedCounts):
-            return entries.numbers, entries.strengths
-        kept = self._kept.get(id(entries))
-        if kept is not None and kept[0] is entries:
-            return kept[1], kept[2]
-        numbers, strengths = _arrays(entries)
+    def __call__(self, obj: T) -> R:
+        kept = self._kept.get(id(obj))
+        if kept is not None and kept[0] is obj:
+            return kept[1]
+        made = self._make(obj)
         with self._lock:
             if len(self._kept) >= self._size:
-                for old in list(islice(self._kept, self._size // 2)):
+                for old in list(islice(self._kept, max(1, self._size // 2))):
                     del self._kept[old]
-            self._kept[id(entries)] = (entries, numbers, strengths)
-        return numbers, strengths
+            self._kept[id(obj)] = (obj, made)
+        return made
 
 
-numbered = _Numbered(NUMBERED_LISTS)
-"""The candidates of ``entries`` with a positive strength, numbered, and their strengths, in the
-list's order."""
+_lists: IdentityMemo[Entries, tuple[Numbers, Floats]] = IdentityMemo(_arrays, NUMBERED_LISTS)
+
+
+def numbered(entries: Entries) -> tuple[Numbers, Floats]:
+    """The candidates of ``entries`` with a positive strength, numbered, and their strengths, in
+    the list's order (a row's ``NumberedCounts`` as they are; other lists numbered once)."""
+    if isinstance(entries, NumberedCounts):
+        return entries.numbers, entries.strengths
+    return _lists(entries)
