@@ -124,10 +124,13 @@ class EmbeddedRunner:
                 state.sync_due = 0.0  # a shard ended: its children can start now
             await self._watchdog()
             now = time.monotonic()
+            listed = None
             if now >= state.sync_due:
-                await self._sync_shards()
+                listed = await self._sync_shards()
                 state.sync_due = now + self._options.shard_sync_interval
             leases = await self._leases.scan()
+            if listed is not None:
+                leases = [lease for lease in leases if not await self._forgot(lease, listed)]
             await self._take(leases, until_caught_up, state.wake)
             if now >= state.lag_due:
                 self._log_lag()
@@ -136,9 +139,9 @@ class EmbeddedRunner:
                 return
             await wait_any([stop, state.wake], self._renewal)
 
-    async def _sync_shards(self) -> None:
-        """Create a lease for every shard of the stream not seen before (idempotent), and
-        delete the leases of shards the stream no longer has."""
+    async def _sync_shards(self) -> set[str]:
+        """Create a lease for every shard of the stream not seen before (idempotent); the ids
+        of the shards listed."""
         shards = await list_shards(self._kinesis, self._stream)
         new = [shard for shard in shards if shard["ShardId"] not in self.stats.shards]
         await gather_or_cancel(
@@ -146,20 +149,20 @@ class EmbeddedRunner:
         )
         for shard in new:
             self.stats.shards[shard["ShardId"]] = ShardProgress()
-        listed = {shard["ShardId"] for shard in shards}
-        for lease in await self._leases.scan():
-            if lease.shard_id not in listed:
-                await self._forget_if_gone(lease)
+        return {shard["ShardId"] for shard in shards}
 
-    async def _forget_if_gone(self, lease: Lease) -> None:
-        """Delete the lease of a shard that aged out of the stream (past its retention), as the
-        KCL does: nothing can read it again, and every reshard would otherwise leave rows for
-        each scan to read forever. Its children count it as ended (``parents_done``). Checked
-        with the shard itself, not only the listing; a lease a worker holds is left alone."""
+    async def _forgot(self, lease: Lease, listed: set[str]) -> bool:
+        """Whether ``lease``'s shard aged out of the stream (past its retention: not ``listed``,
+        and the shard itself says so) and the lease was deleted, as the KCL does: nothing can
+        read it again, and every reshard would otherwise leave rows for each scan to read
+        forever. Its children count it as ended (``parents_done``). A lease a worker holds is
+        left alone."""
+        if lease.shard_id in listed:
+            return False
         if await shard_exists(self._kinesis, self._stream, lease.shard_id):
-            return
+            return False
         if not await self._leases.delete(lease):
-            return
+            return False
         self.stats.shards.pop(lease.shard_id, None)
         if lease.ended:
             log.info("shard %s aged out of the stream: its lease deleted", lease.shard_id)
@@ -170,6 +173,7 @@ class EmbeddedRunner:
                 lease.shard_id,
                 lease.checkpoint,
             )
+        return True
 
     async def _renew(self) -> None:
         """Renew every held lease, concurrently: a slow call must not make the others late."""
