@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from consumers.leases import LeaseLost, LeaseTable, ShardReport
+from consumers.leases import LeaseLost, ShardReport
 from infra.clients import async_client
 from infra.settings import Settings
+from tests.integration.test_leases import lease_tables
 
 SHARD = "shardId-000000000000"
 
@@ -17,10 +18,7 @@ async def test_renewals_and_the_release_write_the_report_and_checkpoints_their_t
     applied: Settings,
 ) -> None:
     async with async_client("dynamodb", applied) as dynamodb:
-        a, b = (
-            LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, worker)
-            for worker in ("a", "b")
-        )
+        a, b = lease_tables(dynamodb, applied, "a", "b")
         await a.ensure(SHARD, parents=[])
         (seen,) = await a.scan()
         assert seen.report is None and seen.checkpointed_ms is None

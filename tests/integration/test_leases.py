@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from consumers.checkpoints import DynamoCheckpointer
@@ -12,12 +14,16 @@ from infra.settings import Settings
 SHARD = "shardId-000000000000"
 
 
+def lease_tables(dynamodb: Any, settings: Settings, *workers: str) -> list[LeaseTable]:
+    """The settings' lease table as seen by each of ``workers``."""
+    return [
+        LeaseTable(dynamodb, settings.checkpoints_table, settings.app_name, w) for w in workers
+    ]
+
+
 async def test_a_worker_whose_lease_was_taken_cannot_checkpoint(applied: Settings) -> None:
     async with async_client("dynamodb", applied) as dynamodb:
-        a, b = (
-            LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, worker)
-            for worker in ("a", "b")
-        )
+        a, b = lease_tables(dynamodb, applied, "a", "b")
         checkpoints = DynamoCheckpointer(dynamodb, applied.checkpoints_table, applied.app_name)
         await a.ensure(SHARD, parents=[])
         (seen,) = await a.scan()
@@ -63,10 +69,7 @@ async def test_ensure_keeps_an_existing_checkpoint_and_lease(applied: Settings) 
 
 async def test_a_lease_is_deleted_only_as_it_was_read(applied: Settings) -> None:
     async with async_client("dynamodb", applied) as dynamodb:
-        a, b = (
-            LeaseTable(dynamodb, applied.checkpoints_table, applied.app_name, worker)
-            for worker in ("a", "b")
-        )
+        a, b = lease_tables(dynamodb, applied, "a", "b")
         await a.ensure(SHARD, parents=[])
         (seen,) = await a.scan()
         held = await b.take(seen)  # the counter moved since a read it
