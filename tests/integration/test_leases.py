@@ -16,9 +16,7 @@ SHARD = "shardId-000000000000"
 
 def lease_tables(dynamodb: Any, settings: Settings, *workers: str) -> list[LeaseTable]:
     """The settings' lease table as seen by each of ``workers``."""
-    return [
-        LeaseTable(dynamodb, settings.checkpoints_table, settings.app_name, w) for w in workers
-    ]
+    return [LeaseTable(dynamodb, settings.checkpoints_table, settings.app_name, w) for w in workers]
 
 
 async def test_a_worker_whose_lease_was_taken_cannot_checkpoint(applied: Settings) -> None:
