@@ -62,7 +62,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +211,7 @@ def naive_app(dynamodb: Any, table: str, catalog: ItemCatalog) -> FastAPI:
         return {
             "user_id": user_id,
             "k": k,
-            "recommendations": [asdict(r) for r in recs],
+            "recommendations": [r.as_dict() for r in recs],
             "cached": False,
         }
 

@@ -33,11 +33,6 @@ class Filters:
         return not genres & self.exclude_genres
 
     @property
-    def narrows(self) -> bool:
-        """Whether ``allows`` can refuse an item (an id or genre constraint is set)."""
-        return bool(self.exclude_items or self.include_genres or self.exclude_genres)
-
-    @property
     def is_default(self) -> bool:
         """No constraint beyond leaving seen items out."""
         return self == Filters()
